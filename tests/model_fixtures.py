@@ -1,0 +1,17 @@
+"""Shared fixtures: the random-weight test model, made by the project's own export code."""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def test_model_dir(tmp_path_factory):
+    from vqsynth.train.export import make_test_model
+
+    return make_test_model(tmp_path_factory.mktemp("models") / "test-random", seed=0)
+
+
+@pytest.fixture(scope="session")
+def test_model(test_model_dir):
+    from vqsynth.model.folder import load_model
+
+    return load_model(test_model_dir)

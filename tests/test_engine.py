@@ -1,0 +1,157 @@
+"""Engine behaviour, rendered offline through the same code that runs live."""
+
+import time
+
+import numpy as np
+import pytest
+from model_fixtures import test_model, test_model_dir  # noqa: F401
+
+from vqsynth.engine.backends import NullBackend
+from vqsynth.engine.engine import Engine
+from vqsynth.engine.errors import InputError
+from vqsynth.engine.offline import render
+from vqsynth.model.dsp import midi_to_hz
+
+SR = 48000
+
+
+def _engine(model, **kw):
+    return Engine(model, sample_rate=SR, **kw)
+
+
+def _onset(y, threshold=1e-6):
+    return int(np.flatnonzero(np.abs(y) > threshold)[0])
+
+
+def _rms(y, t0, t1):
+    return float(np.sqrt(np.mean(y[int(t0 * SR):int(t1 * SR)] ** 2)))
+
+
+def test_render_is_deterministic(test_model):
+    def once():
+        e = _engine(test_model)
+        ev = [(0.05, lambda t: e.note_on(60, 100, t=t)), (0.3, lambda t: e.note_on(67, 70, t=t)),
+              (0.6, lambda t: e.note_off(60, t=t)), (0.7, lambda t: e.set_attr("brightness", 0.9, t=t)),
+              (0.9, lambda t: e.note_off(67, t=t))]
+        return render(e, ev, 1.0)
+    a, b = once(), once()
+    assert np.abs(a).max() > 1e-3
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("t_on", [0.1, 0.2371, 0.50002])
+def test_event_at_time_t_starts_within_1ms_of_t(test_model, cache, t_on):
+    e = _engine(test_model, attack_cache=cache)
+    y = render(e, [(t_on, lambda t: e.note_on(64, 100, t=t))], 0.6, tail=0.0)
+    assert abs(_onset(y) - t_on * SR) <= 0.001 * SR
+    assert e.counters["cache_hits"] == (1 if cache else 0)
+
+
+def test_note_off_releases_to_silence(test_model):
+    e = _engine(test_model)
+    y = render(e, [(0.0, lambda t: e.note_on(60, 110, t=t)), (0.5, lambda t: e.note_off(60, t=t))], 0.5, tail=1.5)
+    assert _rms(y, 0.1, 0.5) > 1e-3
+    assert np.abs(y[int(1.6 * SR):]).max() < 1e-6
+    assert e.status()["voices"] == 0
+
+
+def test_velocity_zero_is_note_off(test_model):
+    e = _engine(test_model)
+    y = render(e, [(0.0, lambda t: e.note_on(60, 110, t=t)), (0.5, lambda t: e.note_on(60, 0, t=t))], 0.5, tail=1.5)
+    assert np.abs(y[int(1.6 * SR):]).max() < 1e-6
+
+
+def test_sustain_pedal_holds_until_released(test_model):
+    e = _engine(test_model)
+    ev = [(0.0, lambda t: e.sustain(0, True, t=t)), (0.01, lambda t: e.note_on(60, 110, t=t)),
+          (0.3, lambda t: e.note_off(60, t=t)), (2.0, lambda t: e.sustain(0, False, t=t))]
+    y = render(e, ev, 2.0, tail=1.5)
+    assert _rms(y, 1.5, 2.0) > 1e-3, "the pedal did not hold the note"
+    assert np.abs(y[int(3.2 * SR):]).max() < 1e-6, "the pedal release did not release the note"
+
+
+def test_all_notes_off_respects_sustain_and_all_sound_off_cuts(test_model):
+    e = _engine(test_model)
+    ev = [(0.0, lambda t: e.sustain(0, True, t=t)), (0.01, lambda t: e.note_on(60, 110, t=t)),
+          (0.3, lambda t: e.all_notes_off(t=t)), (1.5, lambda t: e.all_sound_off(t=t))]
+    y = render(e, ev, 1.5, tail=0.5)
+    assert _rms(y, 1.0, 1.5) > 1e-3
+    assert np.abs(y[int(1.52 * SR):]).max() < 1e-6
+
+
+def test_polyphony_steals_oldest(test_model):
+    e = _engine(test_model, polyphony=4)
+    ev = [(0.02 * i, lambda t, p=48 + i: e.note_on(p, 100, t=t)) for i in range(10)]
+    render(e, ev, 0.3, tail=0.0)
+    assert e.status()["voices"] == 4
+    assert e.counters["steals"] == 6
+    playing = sorted(n.pitch for n in e.slots.notes if n is not None)
+    assert playing == [54.0, 55.0, 56.0, 57.0]
+
+
+def test_pitch_bend_moves_the_harmonics(test_model):
+    e = _engine(test_model)
+    y = render(e, [(0.0, lambda t: e.pitch_bend(0, 2.0, t=t)), (0.0, lambda t: e.note_on(57, 120, t=t))],
+               1.0, tail=0.0)
+    x = y[int(0.2 * SR):int(1.0 * SR)]
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size))) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1 / SR)
+
+    def harmonic_share(f0):
+        near = np.zeros_like(freqs, dtype=bool)
+        for k in range(1, int(8000 / f0)):
+            near |= np.abs(freqs - k * f0) < 0.003 * k * f0
+        return spec[near].sum() / spec[freqs < 8000].sum()
+
+    bent, unbent = harmonic_share(float(midi_to_hz(59))), harmonic_share(float(midi_to_hz(57)))
+    assert bent > 0.5 and bent > 2 * unbent
+
+
+def test_bad_values_are_refused_clearly(test_model):
+    e = _engine(test_model)
+    lo, hi = test_model.pitch_range
+    with pytest.raises(InputError, match="outside the model's range"):
+        e.note_on(hi + 1, 100)
+    with pytest.raises(InputError, match="unknown attribute 'loudness'"):
+        e.set_attr("loudness", 0.5)
+    with pytest.raises(InputError, match="not a number"):
+        e.set_attr("brightness", float("nan"))
+    with pytest.raises(InputError, match="preset 99"):
+        e.set_preset(99)
+    with pytest.raises(InputError, match="z needs"):
+        e.set_z([1.0, 2.0])
+    with pytest.raises(InputError, match="tokens"):
+        e.set_tokens([99])
+
+
+def test_drawn_tokens_shape_the_note(test_model):
+    """A drawn envelope of silence tokens gives (almost) silence; the prior's own does not."""
+    def level(tokens):
+        e = _engine(test_model, attack_cache=False)
+        ev = [(0.0, lambda t: e.set_tokens(tokens) if tokens else None), (0.0, lambda t: e.note_on(60, 120, t=t))]
+        return _rms(render(e, ev, 0.5, tail=0.0), 0.1, 0.5)
+    assert level([0] * 100) != pytest.approx(level(None), rel=0.05)
+
+
+def test_live_null_backend_plays_and_records(test_model, tmp_path):
+    import soundfile as sf
+
+    e = _engine(test_model)
+    backend = NullBackend(e, record=tmp_path / "out.wav")
+    e.start()
+    backend.start()
+    try:
+        time.sleep(0.2)
+        e.note_on(60, 110)
+        time.sleep(0.4)
+        assert e.status()["voices"] == 1
+        e.note_off(60)
+        time.sleep(0.1)
+    finally:
+        backend.stop()
+        e.stop()
+    y, sr = sf.read(tmp_path / "out.wav")
+    assert sr == SR and y.shape[0] > 0.6 * SR
+    assert np.abs(y[int(0.25 * SR):]).max() > 1e-3
+    assert e.counters["starved"] == 0

@@ -1,0 +1,91 @@
+"""The model folder contract: streaming equals one-shot, and broken folders are refused by name."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from model_fixtures import test_model, test_model_dir  # noqa: F401
+
+from vqsynth.model.folder import ModelError, load_model
+
+
+def _inputs(model, B, T, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((B, model.z_size)).astype(np.float32),
+            rng.uniform(*model.pitch_range, B).astype(np.float32),
+            rng.uniform(0, 1, (B, len(model.attr_names))).astype(np.float32),
+            rng.integers(0, model.n_tokens, (B, T)))
+
+
+def test_generator_chunked_equals_one_shot(test_model):
+    z, pitch, attrs, tokens = _inputs(test_model, B=3, T=40)
+    whole, _ = test_model.generate(z, pitch, attrs, tokens, test_model.initial_state(3))
+    parts, state, t = [], test_model.initial_state(3), 0
+    for size in [1, 3, 5, 11, 1, 19]:
+        frames, state = test_model.generate(z, pitch, attrs, tokens[:, t:t + size], state)
+        parts.append(frames)
+        t += size
+    assert t == 40
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, atol=1e-5)
+
+
+def test_generator_depends_on_its_past(test_model):
+    """The state carries real context: a different past gives a different next frame."""
+    z, pitch, attrs, tokens = _inputs(test_model, B=1, T=8)
+    _, s1 = test_model.generate(z, pitch, attrs, tokens, test_model.initial_state(1))
+    _, s2 = test_model.generate(z, pitch, attrs, (tokens + 1) % test_model.n_tokens, test_model.initial_state(1))
+    a, _ = test_model.generate(z, pitch, attrs, tokens[:, :1], s1)
+    b, _ = test_model.generate(z, pitch, attrs, tokens[:, :1], s2)
+    assert np.abs(a - b).max() > 1e-4
+
+
+def test_onnx_matches_torch(test_model_dir, test_model):
+    torch = pytest.importorskip("torch")
+    from vqsynth.train.export import GeneratorConfig
+    from vqsynth.train.generator import Generator
+
+    meta = json.loads((test_model_dir / "model.json").read_text())
+    torch.manual_seed(0)  # make_test_model seeds 0 before building the generator
+    gen = Generator(GeneratorConfig(**meta["generator"]["config"])).eval()
+    z, pitch, attrs, tokens = _inputs(test_model, B=2, T=6)
+    with torch.no_grad():
+        ref, _ = gen(torch.from_numpy(z), torch.from_numpy(pitch), torch.from_numpy(attrs),
+                     torch.from_numpy(tokens), gen.initial_state(2))
+    got, _ = test_model.generate(z, pitch, attrs, tokens, test_model.initial_state(2))
+    np.testing.assert_allclose(got, ref.numpy(), atol=1e-5)
+
+
+@pytest.fixture
+def broken_copy(test_model_dir, tmp_path):
+    dst = tmp_path / "m"
+    shutil.copytree(test_model_dir, dst)
+    return dst
+
+
+def _meta(folder):
+    return json.loads((folder / "model.json").read_text())
+
+
+@pytest.mark.parametrize("breakage, names", [
+    (lambda f: (f / "generator.onnx").unlink(), "generator.onnx"),
+    (lambda f: (f / "generator.onnx").write_bytes((f / "generator.onnx").read_bytes()[:5000]), "generator.onnx"),
+    (lambda f: (f / "encoder.onnx").write_bytes(b"not onnx"), "encoder.onnx"),
+    (lambda f: (f / "model.json").write_text("{oops"), "model.json"),
+    (lambda f: (f / "model.json").unlink(), "model.json"),
+    (lambda f: (f / "prior.json").write_text('{"n_tokens": 16}'), "prior.json"),
+    (lambda f: (f / "model.json").write_text(json.dumps({**_meta(f), "z_size": 7})), "generator.onnx"),
+    (lambda f: (f / "model.json").write_text(json.dumps({**_meta(f), "sample_rate": 3})), "model.json"),
+    (lambda f: (f / "model.json").write_text(json.dumps({k: v for k, v in _meta(f).items() if k != "hop"})),
+     "model.json"),
+])
+def test_broken_folder_is_refused_naming_the_file(broken_copy, breakage, names):
+    breakage(broken_copy)
+    with pytest.raises(ModelError) as err:
+        load_model(broken_copy)
+    assert names in str(err.value)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(ModelError, match="no such model folder"):
+        load_model(tmp_path / "nothing")

@@ -1,0 +1,61 @@
+"""`vqsynth` command line: one table of subcommands, each owned by the part that implements it.
+
+Each entry names a module that defines `add_arguments(parser)` and `run(args) -> int`.
+Modules are imported only when their command runs, so `serve` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = [
+    # name, module, one line of help
+    ("serve", "vqsynth.engine.serve_cli", "play the model live from MIDI and OSC"),
+    ("render", "vqsynth.engine.render_cli", "render a MIDI file to WAV through the engine"),
+    ("devices", "vqsynth.engine.devices_cli", "list audio devices and MIDI ports"),
+    ("models", "vqsynth.model.models_cli", "list and validate model folders"),
+    ("tokens", "vqsynth.model.tokens_cli", "print the token sequence of a WAV or of the prior"),
+    ("data", "vqsynth.data.cli", "build the training corpus"),
+    ("train", "vqsynth.train.cli", "train models (needs the 'train' extra)"),
+    ("eval", "vqsynth.eval.cli", "evaluate a model folder"),
+]
+
+
+class UserError(Exception):
+    """An error the user can fix: printed as one clear line, never as a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vqsynth", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module, help_ in COMMANDS:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(_module=module)
+        try:
+            importlib.import_module(module).add_arguments(p)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("vqsynth"):
+                p.set_defaults(_missing=f"'{name}' is not built yet")
+            else:
+                p.set_defaults(_missing=f"'{name}' needs {exc.name}: pip install -e '.[train]'")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "_missing", None):
+        print(f"vqsynth: {args._missing}", file=sys.stderr)
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except UserError as exc:
+        print(f"vqsynth {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""MIDI semantics as data: the controllers whose meaning the MIDI spec fixes.
+
+One table, read by the translation layer (midi.py), by the mapping validator (a mapping may
+not take these numbers over) and by the docs. References: MIDI 1.0 spec, RP-015 (reset all
+controllers), RP-018 (RPN/NRPN).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class FixedCC(NamedTuple):
+    number: int
+    name: str
+    doc: str
+
+
+FIXED_CCS = [
+    FixedCC(6, "data_entry", "data entry MSB: semitones of the selected RPN 0 (pitch-bend range)"),
+    FixedCC(38, "data_entry_lsb", "data entry LSB: cents of the selected RPN 0"),
+    FixedCC(64, "sustain", "sustain pedal: >= 64 holds released notes until the pedal lifts"),
+    FixedCC(98, "nrpn_lsb", "NRPN select: deselects the RPN (no NRPN is implemented)"),
+    FixedCC(99, "nrpn_msb", "NRPN select: deselects the RPN (no NRPN is implemented)"),
+    FixedCC(100, "rpn_lsb", "RPN select LSB (RPN 0 = pitch-bend range; 127/127 = none)"),
+    FixedCC(101, "rpn_msb", "RPN select MSB"),
+    FixedCC(120, "all_sound_off", "silence the channel at once"),
+    FixedCC(121, "reset_all_controllers", "RP-015: bend to centre, pedals up, RPN deselected; "
+                                          "keeps volume, program and the bend range"),
+    FixedCC(123, "all_notes_off", "release the channel's notes (the sustain pedal still holds them)"),
+    FixedCC(124, "omni_off", "mode change: acts as all notes off, as the MIDI spec requires"),
+    FixedCC(125, "omni_on", "mode change: acts as all notes off"),
+    FixedCC(126, "mono_on", "mode change: acts as all notes off (mono mode is not implemented)"),
+    FixedCC(127, "poly_on", "mode change: acts as all notes off"),
+]
+FIXED = {c.number: c for c in FIXED_CCS}
+
+RPN_NULL = (127, 127)
+RPN_BEND_RANGE = (0, 0)
+LSB_OFFSET = 32  # CC n (0..31) is the MSB of a 14-bit controller whose LSB is CC n+32

@@ -1,0 +1,500 @@
+"""The engine: voices, the render thread that runs the model ahead, and the audio callback.
+
+Threads and what each may do (DESIGN.md real-time rules):
+- control threads (MIDI, OSC) call the public methods: they stamp, schedule and book-keep
+  under a short lock, and may copy a cached attack into a free voice ring so a note sounds
+  at once; they never call the model;
+- the render thread keeps every playing voice `lead` samples ahead of the audio callback:
+  it runs the generator (batched over voices, one frame per call, carried state) and the DSP
+  head, and rebuilds the attack cache when the settings change;
+- the audio callback (`process`) only mixes voice rings into the output, meters and counts.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import threading
+import time
+
+import numpy as np
+
+from vqsynth.engine.clock import SampleClock
+from vqsynth.engine.errors import InputError
+from vqsynth.engine.voices import Note, VoiceSlots
+from vqsynth.model.dsp import VoiceSynth, midi_to_hz
+from vqsynth.model.folder import Model, seed_z
+
+CACHE_VELOCITIES = (40, 80, 115)  # one cached attack per velocity bucket of the prior
+
+
+def velocity_gain(velocity: int) -> float:
+    """Velocity to level: a square law, ~-6 dB at velocity 90, -40 dB near 1."""
+    return (max(min(velocity, 127), 1) / 127.0) ** 2
+
+
+class Engine:
+    def __init__(self, model: Model, sample_rate: int = 48000, block_size: int = 128, polyphony: int = 16,
+                 lead_frames: int = 2, attack_frames: int = 4, prior_mode: str | None = None,
+                 seed: int = 0, attack_cache: bool = True, volume: float = 0.5):
+        if polyphony < 1 or polyphony > 256:
+            raise InputError(f"polyphony {polyphony} out of range 1..256")
+        self.model = model
+        self.sample_rate = sample_rate
+        self.block_size = block_size
+        self.hop = int(round(model.hop * sample_rate / model.sample_rate))  # output samples per frame
+        self.lead = max(lead_frames * self.hop, 2 * block_size)
+        self.clock = SampleClock(sample_rate, latency_samples=block_size + 32)
+        if prior_mode and prior_mode != model.prior.mode:
+            model.prior.mode = prior_mode
+        self.seed = seed
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.slots = VoiceSlots(polyphony, ring_size=max(8 * self.hop, 4 * self.lead))
+        self.synth = VoiceSynth(polyphony, model.n_harmonics, model.n_noise, sample_rate, self.hop,
+                                model.band_limit_hz, seed)
+        self.gen_state = model.initial_state(polyphony)
+        self.slot_z = np.zeros((polyphony, model.z_size), dtype=np.float32)
+        self.pending: dict[int, tuple] = {}  # slot -> ("reset", f0) | ("restore", snapshot)
+        self.scheduled: list = []  # heap of (sample, seq, method, args) for events far ahead
+        self.seq = 0
+        self.serial = 0
+        # settings
+        self.attr_target = model.attr_defaults.copy()
+        self.attr_now = model.attr_defaults.copy()
+        self.attr_smoothing = 0.15  # per frame: ~60 ms to settle, no zipper
+        self.preset = 0 if model.presets else None
+        self.z = model.preset_z(0) if model.presets else seed_z(0, model.z_size)
+        self.bend = np.zeros(16)  # semitones, per MIDI channel
+        self.sustain_on = np.zeros(16, dtype=bool)
+        self.volume = volume
+        self.fixed_tokens: list[int] = []
+        self.settings_version = 0
+        # attack cache
+        self.use_cache = attack_cache
+        self.attack_frames = attack_frames
+        self.max_tail_frames = 30  # frames a voice may ring on after its tokens went silent
+        self.cache: dict | None = None
+        self.cache_version = -1
+        self.settings_changed_at = 0.0
+        # counters and meters
+        self.counters = dict(underruns=0, starved=0, late_notes=0, notes=0, steals=0, cache_hits=0,
+                             out_of_range=0, callback_errors=0)
+        self.level_db = -120.0
+        self.callback_load = 0.0
+        self.render_load = 0.0
+        self.samples_out = 0
+        self.listeners = []
+        self.thread = None
+        self.running = False
+
+    # ------------------------------------------------------------ control API (any thread)
+    def _pos(self, t, at_sample):
+        return int(at_sample) if at_sample is not None else self.clock.position(t)
+
+    def _defer(self, pos, method, *args):
+        """Events far in the future (OSC bundles) wait in a heap so they take no voice early."""
+        if pos - self.clock.now_sample() > self.lead + 4 * self.block_size and self.running:
+            with self.lock:
+                self.seq += 1
+                heapq.heappush(self.scheduled, (pos, self.seq, method, args))
+            self.wake.set()
+            return True
+        return False
+
+    def note_on(self, pitch, velocity, channel=0, note_id=None, t=None, at_sample=None):
+        pitch, velocity, channel = float(pitch), int(velocity), int(channel)
+        if not np.isfinite(pitch) or not 0 <= pitch <= 127:
+            raise InputError(f"pitch {pitch} out of range 0..127")
+        if not 0 <= channel < 16:
+            raise InputError(f"channel {channel} out of range 0..15")
+        if velocity <= 0:
+            self.note_off(pitch, channel, note_id, t, at_sample)
+            return None
+        velocity = min(velocity, 127)
+        lo, hi = self.model.pitch_range
+        if not lo <= pitch <= hi:
+            raise InputError(f"pitch {pitch:g} outside the model's range {lo}..{hi}")
+        pos = self._pos(t, at_sample)
+        if self._defer(pos, self._start_note, pitch, velocity, channel, note_id):
+            return note_id
+        return self._start_note(pos, pitch, velocity, channel, note_id)
+
+    def _start_note(self, pos, pitch, velocity, channel, note_id):
+        s = self.slots
+        with self.lock:
+            for i in self._find(pitch, channel, None):  # same-note retrigger: release the old one
+                self._release_slot(i, pos)
+            slot = s.choose_victim()
+            if s.active[slot]:
+                self.counters["steals"] += 1
+            self.serial += 1
+            note_id = self.serial if note_id is None else int(note_id)
+            tokens = self.model.prior.note(velocity, seed=(self.seed, self.serial))
+            note = Note(pitch, channel, velocity, note_id, self.serial, tokens,
+                        fixed_tokens=list(self.fixed_tokens))
+            self.fixed_tokens = []
+            s.active[slot] = False
+            s.generation[slot] += 1
+            s.notes[slot] = note
+            s.written[slot] = s.read[slot] = 0
+            s.end[slot] = -1
+            s.start[slot] = pos
+            s.gain[slot] = velocity_gain(velocity)
+            self.slot_z[slot] = self.z
+            cached = self._cached_attack(pitch, velocity, channel, note)
+            if cached is not None:
+                audio, snap = cached
+                s.write(slot, audio)
+                note.tokens = copy.deepcopy(snap[2])  # the cached attack's writer, reseeded per note
+                note.tokens.rng = np.random.default_rng((self.seed, self.serial))
+                self.pending[slot] = ("restore", snap)
+                self.counters["cache_hits"] += 1
+            else:
+                self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bend[channel])))
+            self.counters["notes"] += 1
+            s.active[slot] = True
+        self.wake.set()
+        return note_id
+
+    def _find(self, pitch, channel, note_id):
+        s = self.slots
+        out = []
+        for i in np.flatnonzero(s.active):
+            n = s.notes[i]
+            if n is None or n.release_at is not None:
+                continue
+            if note_id is not None and n.note_id == note_id:
+                out.append(i)
+            elif note_id is None and n.channel == channel and n.pitch == pitch and not n.sustained:
+                out.append(i)
+        return out
+
+    def _release_slot(self, i, pos):
+        note = self.slots.notes[i]
+        if note is not None and note.release_at is None:
+            note.release_at = pos
+
+    def note_off(self, pitch, channel=0, note_id=None, t=None, at_sample=None):
+        pos = self._pos(t, at_sample)
+        if self._defer(pos, self._stop_note, float(pitch), int(channel), note_id):
+            return
+        self._stop_note(pos, float(pitch), int(channel), note_id)
+
+    def _stop_note(self, pos, pitch, channel, note_id):
+        with self.lock:
+            for i in self._find(pitch, channel, note_id):
+                if self.sustain_on[self.slots.notes[i].channel]:
+                    self.slots.notes[i].sustained = True
+                else:
+                    self._release_slot(i, pos)
+        self.wake.set()
+
+    def sustain(self, channel, on, t=None, at_sample=None):
+        pos = self._pos(t, at_sample)
+        with self.lock:
+            self.sustain_on[channel] = bool(on)
+            if not on:
+                for i in np.flatnonzero(self.slots.active):
+                    n = self.slots.notes[i]
+                    if n is not None and n.channel == channel and n.sustained:
+                        n.sustained = False
+                        self._release_slot(i, pos)
+
+    def all_notes_off(self, channel=None, t=None, at_sample=None):
+        """CC123: release every held note (notes under the sustain pedal keep sounding)."""
+        pos = self._pos(t, at_sample)
+        with self.lock:
+            for i in np.flatnonzero(self.slots.active):
+                n = self.slots.notes[i]
+                if n is None or (channel is not None and n.channel != channel):
+                    continue
+                if self.sustain_on[n.channel]:
+                    n.sustained = True
+                else:
+                    self._release_slot(i, pos)
+            for ev in list(self.scheduled):
+                if ev[2] == self._start_note and (channel is None or ev[3][2] == channel):
+                    self.scheduled.remove(ev)
+            heapq.heapify(self.scheduled)
+
+    def all_sound_off(self, channel=None, t=None, at_sample=None):
+        """CC120: silence at once (the voice ends where the callback is now)."""
+        with self.lock:
+            s = self.slots
+            for i in np.flatnonzero(s.active):
+                n = s.notes[i]
+                if channel is None or (n is not None and n.channel == channel):
+                    s.fade_out(i, int(0.003 * self.sample_rate))
+                    s.notes[i] = None
+            if channel is None:
+                self.scheduled.clear()
+
+    def reset_controllers(self, channel, t=None, at_sample=None):
+        self.pitch_bend(channel, 0.0)
+        self.sustain(channel, False, t, at_sample)
+
+    def pitch_bend(self, channel, semitones, t=None, at_sample=None):
+        semitones = float(semitones)
+        if not np.isfinite(semitones) or abs(semitones) > 48:
+            raise InputError(f"pitch bend {semitones} semitones out of range ±48")
+        self.bend[int(channel)] = semitones
+
+    def set_attr(self, name, value, t=None, at_sample=None):
+        try:
+            i = self.model.attr_names.index(name)
+        except ValueError:
+            raise InputError(f"unknown attribute '{name}' (known: {', '.join(self.model.attr_names)})") from None
+        value = float(value)
+        lo, hi = self.model.attr_ranges[name]
+        if not np.isfinite(value):
+            raise InputError(f"attribute {name}: value {value} is not a number")
+        self.attr_target[i] = min(max(value, lo), hi)
+        self._settings_changed("attr", {"name": name, "value": float(self.attr_target[i])})
+
+    def set_preset(self, preset, t=None, at_sample=None):
+        names = self.model.presets
+        if isinstance(preset, str) and not preset.isdigit():
+            if preset not in names:
+                raise InputError(f"unknown preset '{preset}' (known: {', '.join(names)})")
+            index = names.index(preset)
+        else:
+            index = int(preset)
+            if not names or not 0 <= index < len(names):
+                raise InputError(f"preset {index} out of range 0..{len(names) - 1}")
+        self.preset = index
+        self.z = self.model.preset_z(index)
+        self._settings_changed("preset", {"index": index, "name": names[index]})
+
+    def set_z(self, z, t=None, at_sample=None):
+        if isinstance(z, (int, np.integer)):
+            vec = seed_z(int(z), self.model.z_size)
+        else:
+            vec = np.asarray(z, dtype=np.float32).reshape(-1)
+            if vec.size != self.model.z_size or not np.all(np.isfinite(vec)):
+                raise InputError(f"z needs {self.model.z_size} finite numbers or one integer seed, got {vec.size}")
+        self.z = vec
+        self.preset = None
+        self._settings_changed("z", {})
+
+    def set_tokens(self, tokens, note_id=None):
+        toks = [int(x) for x in tokens]
+        if not toks or any(not 0 <= x < self.model.n_tokens for x in toks):
+            raise InputError(f"tokens must be 1 or more integers in 0..{self.model.n_tokens - 1}")
+        with self.lock:
+            if note_id is None:
+                self.fixed_tokens = toks
+                return
+            for i in np.flatnonzero(self.slots.active):
+                n = self.slots.notes[i]
+                if n is not None and n.note_id == int(note_id):
+                    n.fixed_tokens = toks
+                    return
+        raise InputError(f"no sounding note with id {note_id}")
+
+    def panic(self):
+        self.all_sound_off()
+        for ch in range(16):
+            self.reset_controllers(ch)
+
+    def add_listener(self, callback):
+        self.listeners.append(callback)
+
+    def _settings_changed(self, kind, payload):
+        self.settings_version += 1
+        self.settings_changed_at = time.monotonic()
+        self.wake.set()
+        for cb in list(self.listeners):
+            try:
+                cb(kind, payload)
+            except Exception:
+                pass
+
+    def status(self) -> dict:
+        return {
+            "voices": int(self.slots.active.sum()), "polyphony": self.slots.n,
+            "cpu_load": round(max(self.callback_load, 0.0) + self.render_load, 3),
+            "render_load": round(self.render_load, 3), "callback_load": round(self.callback_load, 3),
+            "underruns": self.counters["underruns"], "starved": self.counters["starved"],
+            "sample_rate": self.sample_rate, "block_size": self.block_size,
+            "latency_ms": round(1000 * (self.clock.latency + self.block_size) / self.sample_rate, 2),
+            "preset": self.preset, "model": self.model.name,
+            "attrs": {n: round(float(v), 4) for n, v in zip(self.model.attr_names, self.attr_target)},
+            "notes": self.counters["notes"], "steals": self.counters["steals"],
+            "cache_hits": self.counters["cache_hits"], "out_of_range": self.counters["out_of_range"],
+            "level_db": round(float(self.level_db), 1),
+        }
+
+    # ------------------------------------------------------------ audio callback
+    def process(self, out: np.ndarray, now: float | None = None):
+        """Audio thread: fill out [n] (mono float32) for the block starting at `samples_out`."""
+        t0 = time.perf_counter()
+        first = self.samples_out
+        n = out.shape[0]
+        self.clock.tick(first, time.monotonic() if now is None else now)
+        out[:] = 0.0
+        try:
+            self.counters["starved"] += self.slots.mix_into(out, first)
+            out *= self.volume
+            np.clip(out, -1.0, 1.0, out=out)
+            peak = float(np.abs(out).max()) if n else 0.0
+            self.level_db = max(20.0 * np.log10(peak + 1e-6), self.level_db - 0.3 * n / 128)
+        except Exception:  # never let the callback die (sounddevice would stop calling it)
+            out[:] = 0.0
+            self.counters["callback_errors"] += 1
+        self.samples_out = first + n
+        used = (time.perf_counter() - t0) * self.sample_rate / max(n, 1)
+        self.callback_load = 0.95 * self.callback_load + 0.05 * used
+        return out
+
+    # ------------------------------------------------------------ render thread
+    def start(self):
+        """Warm up (model, attack cache) before returning, then keep voices rendered ahead."""
+        if self.running:
+            return
+        if self.use_cache and self.cache_version != self.settings_version:
+            self.build_attack_cache()
+        self.running = True
+        self.thread = threading.Thread(target=self._render_loop, name="vqsynth-render", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.running = False
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2.0)
+            self.thread = None
+
+    def _render_loop(self):
+        busy, window_start = 0.0, time.perf_counter()
+        builder = None
+        while self.running:
+            t0 = time.perf_counter()
+            did = self.render_step(self.clock.now_sample())
+            if not did:
+                if builder is None and self.use_cache and self.cache_version != self.settings_version and \
+                        time.monotonic() - self.settings_changed_at > 0.05:
+                    builder = self._cache_builder()
+                if builder is not None:
+                    builder = builder if next(builder, StopIteration) is not StopIteration else None
+                else:
+                    self.wake.wait(0.002)
+                    self.wake.clear()
+            busy += time.perf_counter() - t0 if did else 0.0
+            elapsed = time.perf_counter() - window_start
+            if elapsed > 0.5:
+                self.render_load, busy, window_start = busy / elapsed, 0.0, time.perf_counter()
+
+    def _run_due_events(self, now_sample):
+        due = []
+        with self.lock:
+            while self.scheduled and self.scheduled[0][0] - now_sample <= self.lead + 2 * self.block_size:
+                due.append(heapq.heappop(self.scheduled))
+        for pos, _, method, args in due:
+            method(pos, *args)
+
+    def render_step(self, now_sample) -> bool:
+        """Render one frame for every voice that is less than `lead` ahead; False if none was."""
+        self._run_due_events(now_sample)
+        s = self.slots
+        with self.lock:
+            need = [i for i in np.flatnonzero(s.active)
+                    if s.end[i] < 0 and s.written[i] - s.read[i] < self.lead and s.notes[i] is not None]
+            if not need:
+                return False
+            for i in need:
+                self._apply_pending(i)
+            sel = np.array(need)
+            gens = s.generation[sel].copy()
+            tokens = np.array([[self._next_token(i)] for i in need], dtype=np.int64)
+            pitch = np.array([s.notes[i].pitch for i in need], dtype=np.float32)
+            f0 = midi_to_hz(np.array([s.notes[i].pitch + self.bend[s.notes[i].channel] for i in need]))[:, None]
+            self.attr_now += self.attr_smoothing * (self.attr_target - self.attr_now)
+            attrs = np.repeat(self.attr_now[None], len(need), 0)
+            state = self.gen_state[sel]
+            z = self.slot_z[sel]
+        frames, state = self.model.generate(z, pitch, attrs, tokens, state)
+        audio = self.synth.render(sel, frames, f0)
+        with self.lock:
+            for k, i in enumerate(need):
+                if s.generation[i] != gens[k] or i in self.pending:
+                    continue  # the slot got a new note while we rendered: drop this frame
+                self.gen_state[i] = state[k]
+                note, out = s.notes[i], audio[k]
+                finished = False
+                if note is not None and note.tokens.done:
+                    note.done_frames += 1
+                    finished = np.abs(out).max() < 1e-4 or note.done_frames >= self.max_tail_frames
+                    if finished:  # the model left a tail: fade it rather than click
+                        out = out * np.linspace(1.0, 0.0, out.shape[0], dtype=np.float32)
+                s.write(i, out)
+                if finished:
+                    s.end[i] = s.written[i]
+        return True
+
+    def _apply_pending(self, i):
+        kind, arg = self.pending.pop(i, (None, None))
+        if kind == "reset":
+            self.synth.reset(np.array([i]), np.array([arg]))
+            self.gen_state[i] = 0.0
+        elif kind == "restore":
+            gen_state, synth_snap, _ = arg
+            self.gen_state[i] = gen_state
+            self.synth.restore(np.array([i]), synth_snap)
+
+    def _next_token(self, i):
+        """The token of slot i's next frame; starts the release when its frame reaches the note-off."""
+        s, note = self.slots, self.slots.notes[i]
+        frame_start = int(s.start[i]) + int(s.written[i])
+        if note.release_at is not None and frame_start + self.hop > note.release_at and not note.sustained:
+            note.tokens.release()
+        if note.fixed_tokens and not note.tokens.done and note.tokens.phase != "release":
+            k = int(s.written[i]) // self.hop
+            note.tokens.next()  # keep the prior's phase bookkeeping moving
+            return note.fixed_tokens[min(k, len(note.fixed_tokens) - 1)]
+        return note.tokens.next()
+
+    # ------------------------------------------------------------ attack cache
+    def _cached_attack(self, pitch, velocity, channel, note):
+        c = self.cache
+        if c is None or self.cache_version != self.settings_version or note.fixed_tokens:
+            return None
+        if self.bend[channel] != 0.0 or pitch != int(pitch) or int(pitch) not in c["pitches"]:
+            return None
+        b = self.model.prior.bucket(velocity)
+        return c["entries"].get((int(pitch), b))
+
+    def build_attack_cache(self):
+        """Render the first `attack_frames` of every pitch x velocity bucket for the current settings."""
+        for _ in self._cache_builder():
+            pass
+
+    def _cache_builder(self, chunk: int = 48):
+        """Build the cache in chunks (a generator), so the render thread can serve voices in between."""
+        version = self.settings_version
+        lo, hi = self.model.pitch_range
+        pitches = list(range(lo, hi + 1))
+        z, attr_target = self.z.copy(), self.attr_target.copy()
+        keys = [(p, self.model.prior.bucket(v), v) for p in pitches for v in CACHE_VELOCITIES]
+        entries = {}
+        for c0 in range(0, len(keys), chunk):
+            part = keys[c0:c0 + chunk]
+            B, T = len(part), self.attack_frames
+            pitch = np.array([k[0] for k in part], dtype=np.float32)
+            writers = [self.model.prior.note(v, seed=(self.seed, p, v)) for p, _, v in part]
+            tokens = np.array([[w.next() for _ in range(T)] for w in writers], dtype=np.int64)
+            frames, state = self.model.generate(np.repeat(z[None], B, 0), pitch, np.repeat(attr_target[None], B, 0),
+                                                tokens, self.model.initial_state(B))
+            synth = VoiceSynth(B, self.model.n_harmonics, self.model.n_noise, self.sample_rate, self.hop,
+                               self.model.band_limit_hz, self.seed)
+            idx = np.arange(B)
+            f0 = midi_to_hz(pitch)
+            synth.reset(idx, f0)
+            audio = synth.render(idx, frames, np.repeat(f0[:, None], T, 1))
+            for k, (p, b, _) in enumerate(part):
+                entries[(p, b)] = (audio[k], (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
+            if version != self.settings_version:
+                return  # settings moved on: this cache would be stale
+            yield
+        self.cache = {"pitches": set(pitches), "entries": entries}
+        self.cache_version = version

@@ -1,0 +1,106 @@
+"""Voice slots: preallocated per-voice audio rings that the render thread fills and the audio
+callback drains, plus the bookkeeping of which note owns which slot.
+
+Ownership (so no lock is needed in the audio callback):
+- the render thread writes ring data, then advances `written`;
+- the audio callback reads ring data, advances `read`, and frees a slot that reached `end`;
+- control threads change note bookkeeping under Engine's lock (short, O(polyphony)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Note:
+    pitch: float
+    channel: int
+    velocity: int
+    note_id: int
+    serial: int  # order of note-ons: the oldest note has the smallest serial
+    tokens: object  # vqsynth.model.prior.NoteTokens
+    release_at: int | None = None  # output sample where the release starts
+    sustained: bool = False  # note-off came while the pedal was down
+    fixed_tokens: list = field(default_factory=list)  # a drawn envelope (OSC /tokens)
+    done_frames: int = 0  # frames rendered after the tokens reached silence
+
+
+class VoiceSlots:
+    def __init__(self, slots: int, ring_size: int):
+        self.n = slots
+        self.size = ring_size
+        self.ring = np.zeros((slots, ring_size), dtype=np.float32)
+        self.written = np.zeros(slots, dtype=np.int64)  # samples rendered since the note started
+        self.read = np.zeros(slots, dtype=np.int64)  # samples played since the note started
+        self.start = np.zeros(slots, dtype=np.int64)  # output sample of the note's first sample
+        self.end = np.full(slots, -1, dtype=np.int64)  # samples after which the voice is silent
+        self.gain = np.zeros(slots, dtype=np.float32)
+        self.active = np.zeros(slots, dtype=bool)
+        self.generation = np.zeros(slots, dtype=np.int64)  # bumps when a slot gets a new note
+        self.notes: list[Note | None] = [None] * slots
+
+    def write(self, slot: int, audio: np.ndarray):
+        """Append audio to a slot's ring (render thread, or a note-on copying a cached attack)."""
+        w, n = int(self.written[slot]), audio.shape[0]
+        i = w % self.size
+        first = min(n, self.size - i)
+        self.ring[slot, i:i + first] = audio[:first]
+        if first < n:
+            self.ring[slot, :n - first] = audio[first:]
+        self.written[slot] = w + n
+
+    def fade_out(self, slot: int, n: int):
+        """End a voice within n samples with a linear fade over what is already rendered (no click)."""
+        r = int(self.read[slot])
+        n = max(min(n, int(self.written[slot]) - r), 0)
+        idx = (r + np.arange(n)) % self.size
+        self.ring[slot, idx] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
+        self.end[slot] = r + n
+
+    def mix_into(self, out: np.ndarray, first_sample: int) -> int:
+        """Audio thread: add every active slot's next samples into out [n]; returns starved slots.
+
+        A voice that has not been rendered far enough plays what it has and resumes later
+        (a gap, counted), rather than skipping ahead.
+        """
+        n = out.shape[0]
+        starved = 0
+        for s in np.flatnonzero(self.active):
+            r = int(self.read[s])
+            offset = max(int(self.start[s]) - first_sample, 0) if r == 0 else 0
+            if offset >= n:
+                continue
+            want = n - offset
+            end = int(self.end[s])
+            limit = int(self.written[s]) if end < 0 else min(int(self.written[s]), end)
+            take = max(min(want, limit - r), 0)
+            if take < want and end < 0:
+                starved += 1
+            i = r % self.size
+            first = min(take, self.size - i)
+            g = self.gain[s]
+            out[offset:offset + first] += self.ring[s, i:i + first] * g
+            if first < take:
+                out[offset + first:offset + take] += self.ring[s, :take - first] * g
+            self.read[s] = r + take
+            if end >= 0 and r + take >= end:
+                self.active[s] = False
+        return starved
+
+    def choose_victim(self) -> int:
+        """A free slot, else steal as FluidSynth does: released first, then sustained, then oldest."""
+        free = np.flatnonzero(~self.active)
+        if free.size:
+            return int(free[0])
+
+        def rank(s):
+            note = self.notes[s]
+            if note is None:
+                return (-1, 0)
+            released = note.release_at is not None and not note.sustained
+            return (0 if released else 1 if note.sustained else 2, note.serial)
+
+        return min(range(self.n), key=rank)

@@ -1,0 +1,163 @@
+"""Loading and validating a model folder (DESIGN.md "Model folder contract").
+
+Everything that can be wrong with a folder is found here, at load time, and reported as a
+ModelError naming the file: the audio thread only ever sees a model that passed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vqsynth.model.prior import TokenPrior
+
+REQUIRED_KEYS = ["name", "sample_rate", "hop", "pitch_range", "n_tokens", "z_size", "attributes",
+                 "generator", "encoder", "prior"]
+
+
+class ModelError(Exception):
+    """A model folder that cannot be used; the message names the file and what is wrong."""
+
+
+def _session(path: Path, threads: int = 1):
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelError(f"{path}: file missing")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several types for a broken file
+        raise ModelError(f"{path}: not a valid ONNX model ({str(exc).splitlines()[0][:200]})") from None
+
+
+def _expect_inputs(sess, path, expected: dict):
+    got = {i.name: i for i in sess.get_inputs()}
+    for name, rank in expected.items():
+        if name not in got:
+            raise ModelError(f"{path}: input '{name}' missing (has {sorted(got)})")
+        if len(got[name].shape) != rank:
+            raise ModelError(f"{path}: input '{name}' has rank {len(got[name].shape)}, expected {rank}")
+
+
+@dataclass
+class Model:
+    folder: Path
+    meta: dict
+    generator: object
+    encoder: object
+    prior: TokenPrior
+    name: str = field(init=False)
+
+    def __post_init__(self):
+        m = self.meta
+        self.name = m["name"]
+        self.sample_rate = int(m["sample_rate"])
+        self.hop = int(m["hop"])
+        self.pitch_range = tuple(int(p) for p in m["pitch_range"])
+        self.n_tokens = int(m["n_tokens"])
+        self.z_size = int(m["z_size"])
+        self.attributes = m["attributes"]
+        self.attr_names = [a["name"] for a in self.attributes]
+        self.attr_ranges = {a["name"]: tuple(a["range"]) for a in self.attributes}
+        self.attr_defaults = np.array([a["default"] for a in self.attributes], dtype=np.float32)
+        self.family_names = [a["name"] for a in self.attributes if a.get("kind") == "family"]
+        g = m["generator"]
+        self.state_shape = tuple(g["state_shape"])
+        self.n_harmonics, self.n_noise = int(g["n_harmonics"]), int(g["n_noise"])
+        self.band_limit_hz = float(g["band_limit_hz"])
+        self.frame_size = 1 + self.n_harmonics + self.n_noise
+        self.preset_table = m.get("presets", [])
+        self.presets = [p["name"] for p in self.preset_table]
+
+    def preset_z(self, index: int) -> np.ndarray:
+        p = self.preset_table[index]
+        if "z" in p:
+            return np.asarray(p["z"], dtype=np.float32)
+        return seed_z(int(p["seed"]), self.z_size)
+
+    def initial_state(self, batch: int) -> np.ndarray:
+        return np.zeros((batch,) + self.state_shape, dtype=np.float32)
+
+    def generate(self, z, pitch, attrs, tokens, state):
+        """One generator call: z [B,Z], pitch [B], attrs [B,A], tokens [B,T] -> (frames [B,T,F], state)."""
+        frames, nxt = self.generator.run(None, {
+            "z": z.astype(np.float32, copy=False), "pitch": pitch.astype(np.float32, copy=False),
+            "attrs": attrs.astype(np.float32, copy=False), "tokens": tokens.astype(np.int64, copy=False),
+            "state": state})
+        return frames, nxt
+
+    def encode(self, audio: np.ndarray) -> np.ndarray:
+        """Tokens [N // hop] of mono float audio at the model's sample rate."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(1, -1)
+        return self.encoder.run(None, {"audio": audio})[0][0]
+
+
+def seed_z(seed: int, z_size: int) -> np.ndarray:
+    """The z vector an integer seed names (the same on every machine)."""
+    return np.random.default_rng(seed).standard_normal(z_size).astype(np.float32)
+
+
+def load_model(folder, threads: int = 1) -> Model:
+    folder = Path(folder)
+    meta_path = folder / "model.json"
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: no such model folder")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{meta_path}: file missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: expected a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelError(f"{meta_path}: missing keys {missing}")
+    try:
+        sr, hop = int(meta["sample_rate"]), int(meta["hop"])
+        lo, hi = (int(p) for p in meta["pitch_range"])
+        z_size, n_tokens = int(meta["z_size"]), int(meta["n_tokens"])
+        n_attrs = len(meta["attributes"])
+        state_shape = [int(s) for s in meta["generator"]["state_shape"]]
+        for a in meta["attributes"]:
+            a["name"], float(a["default"]), [float(r) for r in a["range"]]
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelError(f"{meta_path}: malformed field ({exc!r})") from None
+    if not (8000 <= sr <= 192000) or not (16 <= hop <= sr // 10):
+        raise ModelError(f"{meta_path}: sample_rate {sr} / hop {hop} out of range")
+    if not (0 <= lo <= hi <= 127):
+        raise ModelError(f"{meta_path}: pitch_range {lo}..{hi} is not within 0..127")
+    gen_path = folder / meta["generator"].get("file", "generator.onnx")
+    gen = _session(gen_path, threads)
+    _expect_inputs(gen, gen_path, {"z": 2, "pitch": 1, "attrs": 2, "tokens": 2, "state": 3})
+    enc_path = folder / meta["encoder"].get("file", "encoder.onnx")
+    enc = _session(enc_path, 1)
+    _expect_inputs(enc, enc_path, {"audio": 2})
+    prior_path = folder / meta["prior"].get("file", "prior.json")
+    try:
+        prior = TokenPrior(json.loads(prior_path.read_text()), meta["prior"].get("mode"))
+    except FileNotFoundError:
+        raise ModelError(f"{prior_path}: file missing") from None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ModelError(f"{prior_path}: malformed prior ({exc!r})") from None
+    if prior.n_tokens != n_tokens:
+        raise ModelError(f"{prior_path}: {prior.n_tokens} tokens, model.json says {n_tokens}")
+    model = Model(folder, meta, gen, enc, prior)
+    # one real call proves the shapes agree with model.json before anything plays
+    try:
+        frames, state = model.generate(np.zeros((1, z_size)), np.array([float(lo)]), np.zeros((1, n_attrs)),
+                                       np.zeros((1, 2), dtype=np.int64), model.initial_state(1))
+    except Exception as exc:
+        raise ModelError(f"{gen_path}: does not accept the shapes model.json declares "
+                         f"(z {z_size}, attrs {n_attrs}, state {state_shape}): {str(exc).splitlines()[0][:200]}") from None
+    if frames.shape != (1, 2, model.frame_size) or state.shape[1:] != tuple(state_shape):
+        raise ModelError(f"{gen_path}: output shapes {frames.shape}/{state.shape} do not match model.json "
+                         f"(frame size {model.frame_size}, state {state_shape})")
+    return model
