@@ -161,3 +161,27 @@ def load_model(folder, threads: int = 1) -> Model:
         raise ModelError(f"{gen_path}: output shapes {frames.shape}/{state.shape} do not match model.json "
                          f"(frame size {model.frame_size}, state {state_shape})")
     return model
+
+
+def models_dir() -> Path:
+    """Where shipped model folders live: $VQSYNTH_MODELS, else models/ beside the package."""
+    import os
+
+    return Path(os.environ.get("VQSYNTH_MODELS", Path(__file__).resolve().parents[2] / "models"))
+
+
+def resolve_model(name: str | None) -> Path:
+    """A model folder from a path, a name under models/, or None for the default (models/DEFAULT)."""
+    if name and Path(name).is_dir():
+        return Path(name)
+    root = models_dir()
+    if not name:
+        default = root / "DEFAULT"
+        if not default.is_file():
+            raise ModelError(f"{default}: no default model named; pass --model PATH")
+        name = default.read_text().strip()
+    folder = root / name
+    if not folder.is_dir():
+        have = sorted(p.name for p in root.iterdir() if (p / "model.json").is_file()) if root.is_dir() else []
+        raise ModelError(f"no model '{name}' (not a folder, and not in {root}; have: {', '.join(have) or 'none'})")
+    return folder

@@ -89,3 +89,71 @@ class Encoder(nn.Module):
 
     def forward(self, audio):  # what encoder.onnx computes
         return self.vq.codes(self.latent(audio))
+
+
+class VQCPC(nn.Module):
+    """Encoder + autoregressive context + K step predictors, trained with intra-sequence InfoNCE.
+
+    Negatives come from other frames of the same excerpt, so what the tokens must tell apart is
+    what changes inside a note (onset, decay, release, tremolo), not pitch or instrument, which
+    are constant within an excerpt and so do not help to pick the right future frame.
+    """
+
+    def __init__(self, sample_rate, hop, n_codes=16, k_ahead=5, n_negatives=16, beta=0.25):
+        super().__init__()
+        self.encoder = Encoder(sample_rate, hop, n_codes)
+        self.gru = nn.GRU(32, 256, num_layers=2, batch_first=True)
+        self.context = nn.Linear(256, 512)
+        self.predictors = nn.ModuleList(nn.Linear(512, 32, bias=False) for _ in range(k_ahead))
+        self.k_ahead, self.n_negatives, self.beta = k_ahead, n_negatives, beta
+
+    def forward(self, audio):
+        z = self.encoder.latent(audio)  # [B,32,T]
+        q, tokens, vq_loss = self.encoder.vq(z, self.beta)
+        q = q.transpose(1, 2)  # [B,T,32]
+        c = self.context(self.gru(q)[0])  # [B,T,512]
+        B, T, _ = q.shape
+        nce, correct = 0.0, 0.0
+        for k, predictor in enumerate(self.predictors, start=1):
+            pred = predictor(c[:, :T - k])  # [B,T-k,32]
+            target = q[:, k:]  # positives
+            neg_idx = torch.randint(0, T, (B, T - k, self.n_negatives), device=audio.device)
+            negatives = q[torch.arange(B)[:, None, None], neg_idx]  # [B,T-k,N,32]
+            cands = torch.cat([target.unsqueeze(2), negatives], dim=2)
+            logits = (cands * pred.unsqueeze(2)).sum(-1)
+            labels = torch.zeros(B * (T - k), dtype=torch.long, device=audio.device)
+            nce = nce + nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels)
+            correct = correct + (logits.argmax(-1) == 0).float().mean()
+        return nce / self.k_ahead, vq_loss, tokens, correct / self.k_ahead
+
+
+def codebook_stats(tokens, n_codes):
+    """Perplexity of code usage and the number of dead codes."""
+    counts = torch.bincount(tokens.reshape(-1), minlength=n_codes).float()
+    p = counts / counts.sum()
+    perplexity = torch.exp(-(p[p > 0] * p[p > 0].log()).sum())
+    return float(perplexity), int((counts == 0).sum())
+
+
+def train_vqcpc(sample_batch, run_dir, sample_rate, hop, steps=3000, batch=16, lr=2e-4, n_codes=16):
+    """sample_batch(batch, rng) -> float32 audio [B, N]. Resumes from run_dir."""
+    from vqsynth.train.run import Run
+
+    model = VQCPC(sample_rate, hop, n_codes)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    run = Run(run_dir, {"model": model, "opt": opt})
+    rng = np.random.default_rng(run.step)
+    while run.step < steps:
+        audio = torch.from_numpy(sample_batch(batch, rng))
+        nce, vq, tokens, acc = model(audio)
+        loss = nce + vq
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run.step += 1
+        if run.step % 25 == 0:
+            perp, dead = codebook_stats(tokens, n_codes)
+            run.log(nce=nce.item(), vq=vq.item(), accuracy=acc.item(), perplexity=perp, dead_codes=dead)
+        run.maybe_save()
+    run.save()
+    return model

@@ -1,0 +1,45 @@
+"""Engine options shared by `serve` and `render`: one table, read by both parsers and the docs."""
+
+from __future__ import annotations
+
+# name, type, default, help
+ENGINE_OPTIONS = [
+    ("model", str, None, "model folder or name under models/ (default: the one models/DEFAULT names)"),
+    ("sample-rate", int, 48000, "output sample rate in Hz"),
+    ("block-size", int, 128, "audio block size in frames (a power of two avoids PipeWire crackle)"),
+    ("polyphony", int, 16, "number of voices"),
+    ("mapping", str, None, "MIDI/OSC mapping file (TOML; default: mappings/default.toml)"),
+    ("prior", str, None, "token prior mode: markov or resample (default: the model's)"),
+    ("seed", int, 0, "seed of the token prior and the noise"),
+]
+
+
+def add_engine_arguments(parser):
+    for name, typ, default, help_ in ENGINE_OPTIONS:
+        parser.add_argument(f"--{name}", type=typ, default=default, help=f"{help_} [{default}]")
+    parser.add_argument("--no-attack-cache", action="store_true", help="render every note-on fresh (adds latency)")
+
+
+def build_engine(args):
+    """Model + Engine from parsed arguments; errors come out as UserError lines."""
+    from vqsynth.cli import UserError
+    from vqsynth.engine.engine import Engine
+    from vqsynth.engine.errors import InputError
+    from vqsynth.model.folder import ModelError, load_model, resolve_model
+
+    try:
+        model = load_model(resolve_model(args.model))
+        return Engine(model, sample_rate=args.sample_rate, block_size=args.block_size, polyphony=args.polyphony,
+                      prior_mode=args.prior, seed=args.seed, attack_cache=not args.no_attack_cache)
+    except (ModelError, InputError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def load_mapping_or_fail(path):
+    from vqsynth.cli import UserError
+    from vqsynth.control.mapping import MappingError, load_mapping
+
+    try:
+        return load_mapping(path)
+    except (MappingError, OSError) as exc:
+        raise UserError(str(exc)) from None
