@@ -1,0 +1,325 @@
+"""Mapping files: which MIDI CC or OSC address moves which parameter, and how.
+
+Everything a mapping file may say is described as data (FluidSynth-settings style): SETTINGS
+(file-wide keys), BINDING_KEYS (the keys of one CC or OSC binding), CURVES, and the targets a
+binding may move (FIXED_TARGETS plus the loaded model's attributes, see `targets_for`). The
+parser, the error messages and the README tables all read those tables.
+
+A bad file is refused as a whole with `file:line: key: what is wrong`, never half applied.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from vqsynth.control.midi_spec import FIXED, LSB_OFFSET
+
+DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "default.toml"
+
+
+class MappingError(ValueError):
+    """A mapping file that cannot be used; the message names the file, line and key."""
+
+
+# ------------------------------------------------------------------ tables
+
+class Target(NamedTuple):
+    name: str
+    default: float
+    range: tuple[float, float]
+    doc: str
+    apply: Callable  # apply(engine, value, t)
+
+
+def _set_volume(engine, value, t=None):
+    engine.volume = value  # the engine reads it once per block; it has no setter yet
+
+
+def _set_attr(name):
+    return lambda engine, value, t=None: engine.set_attr(name, value, t=t)
+
+
+FIXED_TARGETS = [
+    Target("volume", 0.5, (0.0, 1.0), "master gain (linear); the `exp` curve makes a fader feel even",
+           _set_volume),
+]
+
+
+def targets_for(model) -> dict[str, Target]:
+    """Every target a binding may name: FIXED_TARGETS plus the model's attributes."""
+    targets = {t.name: t for t in FIXED_TARGETS}
+    for a in model.attributes:
+        lo, hi = (float(x) for x in a["range"])
+        targets[a["name"]] = Target(a["name"], float(a["default"]), (lo, hi),
+                                    a.get("doc", "model attribute"), _set_attr(a["name"]))
+    return targets
+
+
+CURVE_SPAN = 100.0  # exp/log curves cover 40 dB: half travel of an `exp` fader is about -21 dB
+CURVES = {
+    "lin": (lambda x: x, "straight line"),
+    "exp": (lambda x: (CURVE_SPAN ** x - 1.0) / (CURVE_SPAN - 1.0),
+            "slow start, fine control at the low end (gain, like an audio-taper fader)"),
+    "log": (lambda x: math.log1p((CURVE_SPAN - 1.0) * x) / math.log(CURVE_SPAN),
+            "fast start, fine control at the high end (the inverse of exp)"),
+}
+
+
+class Setting(NamedTuple):
+    key: str
+    kind: str  # number | choice | string | pair
+    default: object
+    allowed: tuple | None  # (lo, hi) for numbers, the choices for choice
+    doc: str
+
+
+SETTINGS = [
+    Setting("midi.bend_range", "number", 2.0, (0.0, 48.0),
+            "pitch-bend range in semitones each way, for every channel until RPN 0 sets it"),
+    Setting("midi.out_of_range", "choice", "clamp", ("clamp", "fold", "ignore"),
+            "notes outside the model's pitch range: clamp to the nearest edge, fold by octaves "
+            "into the range, or ignore; every such note is counted"),
+]
+
+BINDING_KEYS = [
+    Setting("target", "string", None, None, "the parameter moved: `volume` or a model attribute"),
+    Setting("range", "pair", None, None,
+            "[lo, hi] swept by the control, inside the target's range (default: all of it); "
+            "hi < lo inverts"),
+    Setting("curve", "choice", "lin", tuple(CURVES), "response curve from control to range"),
+    Setting("smooth_ms", "number", 20.0, (0.0, 2000.0),
+            "requested glide time; the engine currently glides every attribute over ~60 ms"),
+    Setting("input", "pair", (0.0, 1.0), None,
+            "OSC bindings only: the sender's values for lo..hi ([0, 127] for Max/Pd sliders)"),
+]
+
+
+# ------------------------------------------------------------------ values
+
+@dataclass(frozen=True)
+class Binding:
+    """One control -> one target, with the shape of the response."""
+
+    key: tuple[str, ...]  # where it sits in the file, for error messages
+    target: str
+    range: tuple[float, float] | None
+    curve: str
+    smooth_ms: float
+    input: tuple[float, float] = (0.0, 1.0)
+
+    def value(self, x: float) -> float:
+        """The target value for a control position x in 0..1 (clamped)."""
+        lo, hi = self.range
+        return lo + CURVES[self.curve][0](min(max(x, 0.0), 1.0)) * (hi - lo)
+
+    def value_from_input(self, v: float) -> float:
+        """The target value for a raw OSC value in the binding's input range."""
+        a, b = self.input
+        return self.value((v - a) / (b - a))
+
+
+@dataclass(frozen=True)
+class Mapping:
+    source: str
+    bend_range: float
+    out_of_range: str
+    cc: dict[int, Binding] = field(default_factory=dict)
+    osc: dict[str, Binding] = field(default_factory=dict)
+    text: str = ""
+
+    def resolve(self, targets: dict[str, Target]) -> "Mapping":
+        """Check every binding's target against the model's and fill in default ranges."""
+        def fix(b: Binding) -> Binding:
+            if b.target not in targets:
+                raise self.error(b.key + ("target",), f"unknown target '{b.target}' "
+                                 f"(this model has: {', '.join(targets)})")
+            lo, hi = targets[b.target].range
+            if b.range is None:
+                return replace(b, range=(lo, hi))
+            if not all(min(lo, hi) <= v <= max(lo, hi) for v in b.range):
+                raise self.error(b.key + ("range",), f"{list(b.range)} is outside {b.target}'s "
+                                 f"range [{lo:g}, {hi:g}]")
+            return b
+        return replace(self, cc={n: fix(b) for n, b in self.cc.items()},
+                       osc={a: fix(b) for a, b in self.osc.items()})
+
+    def error(self, key: tuple[str, ...], message: str) -> MappingError:
+        line = _line_of(self.text, list(key))
+        where = f"{self.source}:{line}" if line else self.source
+        return MappingError(f"{where}: {_dotted(key)}: {message}")
+
+
+def place_pitch(pitch: float, lo: float, hi: float, policy: str) -> float | None:
+    """Where a note outside the model's pitch range plays, or None to drop it."""
+    if lo <= pitch <= hi:
+        return pitch
+    if policy == "ignore":
+        return None
+    if policy == "fold":
+        octaves = math.ceil((lo - pitch) / 12) if pitch < lo else -math.ceil((pitch - hi) / 12)
+        pitch += 12 * octaves
+    return min(max(pitch, lo), hi)
+
+
+# ------------------------------------------------------------------ loading
+
+def load_mapping(path: str | Path | None = None) -> Mapping:
+    """Read and check a mapping file (default: mappings/default.toml)."""
+    path = Path(path) if path is not None else DEFAULT_MAPPING
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: cannot read mapping file ({exc})") from None
+    return parse_mapping(text, str(path))
+
+
+def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"at line (\d+)", str(exc))
+        lines = text.splitlines()
+        if m and 0 < int(m.group(1)) <= len(lines):
+            raise MappingError(f"{source}:{m.group(1)}: {exc} in `{lines[int(m.group(1)) - 1].strip()}`") from None
+        raise MappingError(f"{source}: {exc}") from None
+    blank = Mapping(source, 2.0, "clamp", text=text)
+    _only(blank, (), data, {"midi", "osc"})
+    midi = _table(blank, ("midi",), data.get("midi", {}))
+    _only(blank, ("midi",), midi, {s.key.split(".")[1] for s in SETTINGS} | {"cc"})
+    file_wide = {s.key: _check(blank, tuple(s.key.split(".")), s, midi.get(s.key.split(".")[1], s.default))
+                 for s in SETTINGS}
+    cc = {}
+    for num, spec in _table(blank, ("midi", "cc"), midi.get("cc", {})).items():
+        key = ("midi", "cc", num)
+        if not num.isdigit() or not 0 <= int(num) <= 127:
+            raise blank.error(key, "a CC number must be 0..127")
+        if int(num) in FIXED:
+            raise blank.error(key, f"CC {num} is {FIXED[int(num)].name} ({FIXED[int(num)].doc}); "
+                                   "the MIDI spec fixes it")
+        cc[int(num)] = _binding(blank, key, spec, osc=False)
+    for n in cc:
+        if n < LSB_OFFSET and n + LSB_OFFSET in cc:
+            raise blank.error(("midi", "cc", str(n + LSB_OFFSET)),
+                              f"CC {n + LSB_OFFSET} is the fine (LSB) half of CC {n}, which is mapped")
+    osc = {}
+    for address, spec in _table(blank, ("osc",), data.get("osc", {})).items():
+        key = ("osc", address)
+        if not address.startswith("/") or address.startswith("/vqsynth/"):
+            raise blank.error(key, "an OSC address must start with '/' and not with /vqsynth/ "
+                                   "(the built-in addresses)")
+        osc[address] = _binding(blank, key, spec, osc=True)
+    return Mapping(source, file_wide["midi.bend_range"], file_wide["midi.out_of_range"], cc, osc, text)
+
+
+def _binding(m: Mapping, key, spec, osc: bool) -> Binding:
+    spec = _table(m, key, spec)
+    allowed = {s.key for s in BINDING_KEYS if osc or s.key != "input"}
+    _only(m, key, spec, allowed)
+    if "target" not in spec:
+        raise m.error(key, "missing 'target' (the parameter this control moves)")
+    values = {s.key: _check(m, key + (s.key,), s, spec.get(s.key, s.default))
+              for s in BINDING_KEYS if s.key in allowed}
+    if osc and values["input"][0] == values["input"][1]:
+        raise m.error(key + ("input",), "the two input values must differ")
+    return Binding(key, **values)
+
+
+def _check(m: Mapping, key, s: Setting, value):
+    if s.kind == "pair" and value is not None:
+        if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)):
+            raise m.error(key, f"expected [lo, hi] (two numbers), got {value!r}")
+        return (float(value[0]), float(value[1]))
+    if s.kind == "number":
+        if not _is_number(value):
+            raise m.error(key, f"expected a number, got {value!r}")
+        if not s.allowed[0] <= value <= s.allowed[1]:
+            raise m.error(key, f"{value} is outside {s.allowed[0]:g}..{s.allowed[1]:g}")
+        return float(value)
+    if s.kind in ("string", "choice") and not isinstance(value, str):
+        raise m.error(key, f"expected a string, got {value!r}")
+    if s.kind == "choice" and value not in s.allowed:
+        raise m.error(key, f"'{value}' is not one of {', '.join(s.allowed)}")
+    return value
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _table(m: Mapping, key, value) -> dict:
+    if not isinstance(value, dict):
+        raise m.error(key, f"expected a table, got {value!r}")
+    return value
+
+
+def _only(m: Mapping, key, table: dict, allowed: set):
+    for k in table:
+        if k not in allowed:
+            raise m.error(key + (k,), f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+
+# ------------------------------------------------------------------ where a key sits in the text
+
+_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+_KEY_PART = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_-]+)')
+
+
+def _dotted(key) -> str:
+    return ".".join(k if _BARE.match(k) else f'"{k}"' for k in key) or "(top level)"
+
+
+def _split_key(s: str) -> list[str]:
+    return [a or b or c for a, b, c in _KEY_PART.findall(s)]
+
+
+def _line_of(text: str, key: list[str]) -> int | None:
+    """The line that defines `key` (or its nearest enclosing table) in the usual TOML layout."""
+    best, table = None, []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        header = re.match(r"^\[\[?(.+?)\]\]?\s*(#.*)?$", line)
+        assign = re.match(r"^([^=#\[]+?)\s*=", line)
+        if header:
+            table = _split_key(header.group(1))
+            here = table
+        elif assign:
+            here = table + _split_key(assign.group(1))
+        else:
+            continue
+        if here == key:
+            return number
+        if len(here) < len(key) and here == key[:len(here)] and (best is None or len(here) > best[1]):
+            best = (number, len(here))
+    return best[0] if best else None
+
+
+# ------------------------------------------------------------------ docs
+
+def settings_markdown() -> str:
+    rows = [f"| `{s.key}` | {_fmt(s.default)} | {_allowed(s)} | {s.doc} |" for s in SETTINGS]
+    rows += [f"| `midi.cc.N.{s.key}` / `osc.\"/addr\".{s.key}` | {_fmt(s.default)} | {_allowed(s)} | {s.doc} |"
+             for s in BINDING_KEYS]
+    return "\n".join(["| Key | Default | Allowed | Meaning |", "|---|---|---|---|", *rows])
+
+
+def targets_markdown(targets: dict[str, Target] | None = None) -> str:
+    rows = [f"| `{t.name}` | {t.default:g} | {t.range[0]:g}..{t.range[1]:g} | {t.doc} |"
+            for t in (targets or {t.name: t for t in FIXED_TARGETS}).values()]
+    return "\n".join(["| Target | Default | Range | Meaning |", "|---|---|---|---|", *rows])
+
+
+def _fmt(v) -> str:
+    return "—" if v is None else f"`{v!r}`"
+
+
+def _allowed(s: Setting) -> str:
+    if s.kind == "choice":
+        return " \\| ".join(f"`{c}`" for c in s.allowed)
+    if s.kind == "number":
+        return f"{s.allowed[0]:g}..{s.allowed[1]:g}"
+    return "[lo, hi]" if s.kind == "pair" else "name"

@@ -1,0 +1,215 @@
+"""The OSC address space: one table that the dispatcher, the README and OSCQuery all read.
+
+Each row names an address, the arguments it takes (checked and converted before the handler
+runs, so a handler only sees good values), the handler, what is sent back, and a line of doc.
+Numbers are accepted as int or float everywhere (Max, Pd and TouchOSC send floats); an
+argument that must be whole (an id, a seed) accepts a float with no fraction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, NamedTuple
+
+TAGS = {"number": "i\\|f", "int": "i\\|f", "string": "s", "int|string": "i\\|f\\|s"}
+
+
+class Arg(NamedTuple):
+    name: str
+    kind: str  # number | int | string | int|string
+    optional: bool = False
+    many: bool = False  # this argument and all that follow (at least one)
+    range: tuple[float, float] | None = None
+
+
+class Address(NamedTuple):
+    address: str  # a <name> part matches one path segment and reaches the handler by keyword
+    args: tuple[Arg, ...]
+    handler: Callable
+    doc: str
+    reply: str = ""
+
+
+class ArgError(ValueError):
+    pass
+
+
+class Request(NamedTuple):
+    """What a handler gets besides its arguments."""
+
+    server: object  # the OscServer: .engine, .controller, .send, .subscribe
+    sender: tuple[str, int]
+    address: str
+    t: float  # when it should sound, time.monotonic() scale
+
+    def reply(self, address: str, *args):
+        self.server.send(self.sender, address, *args)
+
+    def done(self):
+        self.reply("/done", self.address)
+
+
+# ------------------------------------------------------------------ handlers
+
+def _note_on(req, pitch, velocity, note_id=None):
+    req.server.controller.note_on(0, pitch, round(velocity), req.t, note_id)
+
+
+def _note_off(req, pitch, note_id=None):
+    req.server.controller.note_off(0, pitch, req.t, note_id)
+
+
+def _cc(req, number, value, channel=1):
+    req.server.controller.control_change(channel - 1, number, value, req.t)
+
+
+def _bend(req, amount, channel=1):
+    req.server.controller.bend(channel - 1, amount, req.t)
+
+
+def _attr(req, value, name):
+    req.server.controller.set_target(name, value, req.t)
+
+
+def _preset(req, preset):
+    req.server.engine.set_preset(preset, t=req.t)
+    req.done()
+
+
+def _z(req, *values):
+    if len(values) == 1:
+        if values[0] != int(values[0]):
+            raise ArgError(f"a single value is a seed and must be whole, got {values[0]}")
+        req.server.engine.set_z(int(values[0]), t=req.t)
+    else:
+        req.server.engine.set_z([float(v) for v in values], t=req.t)
+    req.done()
+
+
+def _tokens(req, *tokens):
+    req.server.engine.set_tokens(list(tokens))
+    req.done()
+
+
+def _panic(req):
+    req.server.controller.panic()
+    req.done()
+
+
+def _status(req):
+    s = req.server.engine.status()
+    req.reply("/status.reply", int(s["voices"]), float(s["cpu_load"]), int(s["underruns"]),
+              int(s["sample_rate"]), float(s["latency_ms"]))
+
+
+def _subscribe(req, on=1):
+    req.server.subscribe(req.sender, bool(on))
+    req.done()
+
+
+def _sync(req, sync_id):
+    req.reply("/synced", sync_id)
+
+
+NUMBER, INT = "number", "int"
+_SUBSCRIBE_DOC = ("1 (default): push `/vqsynth/state/<kind> values...` on every change (attr name "
+                  "value; preset index name; z) and `/vqsynth/level db voices` 10 times a second to "
+                  "the sender; 0: stop")
+
+ADDRESSES = [
+    Address("/vqsynth/note/on", (Arg("pitch", NUMBER, range=(0, 127)), Arg("velocity", NUMBER, range=(0, 127)),
+                                 Arg("id", INT, optional=True)), _note_on,
+            "start a note: MIDI pitch (fractions are microtones), velocity 0..127 (0 = note off), "
+            "optional id to stop that very note later"),
+    Address("/vqsynth/note/off", (Arg("pitch", NUMBER, range=(0, 127)), Arg("id", INT, optional=True)), _note_off,
+            "release a note (by id when one is given)"),
+    Address("/vqsynth/cc", (Arg("number", INT, range=(0, 127)), Arg("value", INT, range=(0, 127)),
+                            Arg("channel", INT, optional=True, range=(1, 16))), _cc,
+            "a MIDI control change, exactly as if it came from MIDI (sustain, RPN, mapped CCs); "
+            "channel 1..16 as in Pd and Max, default 1"),
+    Address("/vqsynth/bend", (Arg("amount", NUMBER, range=(-1, 1)), Arg("channel", INT, optional=True, range=(1, 16))),
+            _bend, "pitch bend, -1..1 of the channel's bend range"),
+    Address("/vqsynth/attr/<name>", (Arg("value", NUMBER),), _attr,
+            "set a model attribute (brightness, hardness, ..., family soft labels) or `volume`, "
+            "in its own range (the mapping targets table)"),
+    Address("/vqsynth/preset", (Arg("preset", "int|string"),), _preset,
+            "choose a preset (a named z) by number or name", "/done /vqsynth/preset"),
+    Address("/vqsynth/z", (Arg("values", NUMBER, many=True),), _z,
+            "the instrument: one whole number is a seed, otherwise the z vector itself", "/done /vqsynth/z"),
+    Address("/vqsynth/tokens", (Arg("tokens", INT, many=True),), _tokens,
+            "a drawn envelope (one token per frame) for the next note", "/done /vqsynth/tokens"),
+    Address("/vqsynth/panic", (), _panic, "all sound off, every controller and channel state reset",
+            "/done /vqsynth/panic"),
+    Address("/vqsynth/status", (), _status, "ask for the engine's state",
+            "/status.reply voices cpu_load underruns sample_rate latency_ms"),
+    Address("/vqsynth/subscribe", (Arg("on", INT, optional=True, range=(0, 1)),), _subscribe, _SUBSCRIBE_DOC,
+            "/done /vqsynth/subscribe"),
+    Address("/vqsynth/notify", (Arg("on", INT, optional=True, range=(0, 1)),), _subscribe,
+            "scsynth-style alias of /vqsynth/subscribe", "/done /vqsynth/notify"),
+    Address("/vqsynth/sync", (Arg("id", INT),), _sync,
+            "barrier: answered once everything sent before it has been handled", "/synced id"),
+]
+
+_EXACT = {a.address: a for a in ADDRESSES if "<" not in a.address}
+_PATTERNS = [(re.compile("^" + re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", a.address) + "$"), a)
+             for a in ADDRESSES if "<" in a.address]
+
+
+def lookup(address: str) -> tuple[Address, dict] | None:
+    """The table row for an incoming address, with its path parameters."""
+    if address in _EXACT:
+        return _EXACT[address], {}
+    for pattern, row in _PATTERNS:
+        m = pattern.match(address)
+        if m:
+            return row, m.groupdict()
+    return None
+
+
+def convert(row: Address, args: list) -> list:
+    """Check the argument count and types; return the values the handler takes."""
+    required = sum(1 for a in row.args if not a.optional)
+    variadic = bool(row.args) and row.args[-1].many
+    if len(args) < required or (not variadic and len(args) > len(row.args)):
+        expected = f"{required} or more" if variadic else (
+            str(required) if required == len(row.args) else f"{required} to {len(row.args)}")
+        raise ArgError(f"wrong number of arguments: got {len(args)}, expected {expected} ({signature(row)})")
+    specs = [row.args[min(i, len(row.args) - 1)] for i in range(len(args))]
+    return [_value(spec, v) for spec, v in zip(specs, args)]
+
+
+def _value(arg: Arg, v):
+    if isinstance(v, str):
+        if "string" in arg.kind:
+            return v
+        raise ArgError(f"{arg.name} must be a number, got the string '{v}'")
+    if not isinstance(v, (int, float)) or "number" not in arg.kind and "int" not in arg.kind:
+        raise ArgError(f"{arg.name} must be {arg.kind.replace('|', ' or ')}, got {type(v).__name__} {v!r}")
+    if not math.isfinite(v):
+        raise ArgError(f"{arg.name} must be a finite number, got {v}")
+    if "int" in arg.kind:
+        if v != int(v):
+            raise ArgError(f"{arg.name} must be a whole number, got {v}")
+        v = int(v)
+    if arg.range and not arg.range[0] <= v <= arg.range[1]:
+        raise ArgError(f"{arg.name} {v:g} is outside {arg.range[0]:g}..{arg.range[1]:g}")
+    return v
+
+
+def signature(row: Address) -> str:
+    parts = []
+    for a in row.args:
+        text = f"{a.name}..." if a.many else a.name
+        parts.append(f"[{text}]" if a.optional else text)
+    return " ".join(parts)
+
+
+def addresses_markdown(rows=ADDRESSES) -> str:
+    """The README's OSC table, rendered from ADDRESSES."""
+    lines = ["| Address | Arguments (type tags) | Reply | What it does |", "|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{a.name}{'...' if a.many else ''} `{TAGS[a.kind]}`" for a in r.args]
+        args = " ".join(f"[{c}]" if a.optional else c for a, c in zip(r.args, cells))
+        lines.append(f"| `{r.address}` | {args or '—'} | {f'`{r.reply}`' if r.reply else '—'} | {r.doc} |")
+    return "\n".join(lines)

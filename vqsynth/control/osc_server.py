@@ -1,0 +1,206 @@
+"""OSC over UDP: one receiving thread, scheduled bundles, replies and pushes to the sender.
+
+Not python-osc's servers: its threading server handles packets out of order (a note-off can
+beat its note-on), socketserver truncates datagrams at 8192 bytes, and its dispatcher sleeps
+until a bundle's timetag and drops bad packets silently. Here a packet is read whole (up to
+65535 bytes), every message in it is stamped with when it should sound (`t`, time.monotonic()
+scale) and handed to the engine, which schedules it; anything wrong is answered with
+`/fail <address> <why>` and counted, and the thread never dies of it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import queue
+import socket
+import threading
+import time
+from collections import Counter
+
+from vqsynth.control.midi import MidiController
+from vqsynth.control.osc_addresses import Address, Arg, ArgError, Request, convert, lookup
+from vqsynth.control.osc_packet import OscParseError, build, parse
+
+log = logging.getLogger("vqsynth.control.osc")
+
+MAX_DATAGRAM = 65535
+
+
+class OscPortInUse(OSError):
+    """The UDP port is taken; the message names it and what to do."""
+
+
+class OscServer:
+    """OSC in on UDP `host:port` (port 0: any free one, read back from `.port`).
+
+    engine: the Engine; controller: the MidiController shared with MIDI input (default: one
+    with the default mapping); max_ahead: bundles timed further ahead than this many seconds
+    are refused (a sender whose clock is off would otherwise queue notes for hours).
+    """
+
+    def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
+                 port: int = 9000, max_ahead: float = 60.0, level_interval: float = 0.1):
+        self.engine = engine
+        self.controller = controller or MidiController(engine)
+        self.host, self.port = host, port
+        self.max_ahead = max_ahead
+        self.level_interval = level_interval
+        self.counters: Counter = Counter()
+        self.subscribers: set[tuple[str, int]] = set()
+        self.sock: socket.socket | None = None
+        self.running = False
+        self.threads: list[threading.Thread] = []
+        self._pushes: queue.SimpleQueue = queue.SimpleQueue()
+        self._logged: set = set()
+
+    def start(self) -> "OscServer":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise OscPortInUse(errno.EADDRINUSE, f"OSC port {self.port} ({self.host}) is already in use "
+                                   "(another vqsynth, or another OSC program?): choose another port "
+                                   "(--osc-port) or stop that program") from None
+            raise
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # ride out bursts
+        sock.settimeout(0.2)  # how often the loop looks at `running`
+        self.sock, self.port, self.running = sock, sock.getsockname()[1], True
+        self.engine.add_listener(self._on_engine_event)
+        self.threads = [threading.Thread(target=self._receive_loop, name="vqsynth-osc-in", daemon=True),
+                        threading.Thread(target=self._push_loop, name="vqsynth-osc-push", daemon=True)]
+        for th in self.threads:
+            th.start()
+        log.info("OSC in on udp %s:%d", self.host, self.port)
+        return self
+
+    def stop(self):
+        self.running = False
+        for th in self.threads:
+            th.join(timeout=2.0)
+        self.threads = []
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ------------------------------------------------------------ receiving
+    def _receive_loop(self):
+        while self.running:
+            try:
+                dgram, sender = self.sock.recvfrom(MAX_DATAGRAM)
+            except socket.timeout:
+                continue
+            except OSError as exc:  # e.g. Windows reports an earlier reply's ICMP unreachable here
+                self._count("receive errors", str(exc))
+                continue
+            try:
+                self.handle_packet(dgram, sender, time.monotonic(), time.time())
+            except Exception:  # a bug in a handler must not stop OSC input
+                log.exception("OSC packet from %s failed", sender)
+                self.counters["errors"] += 1
+
+    def handle_packet(self, dgram: bytes, sender, now: float, wall: float):
+        """Parse one datagram and dispatch its messages in order; `now`/`wall`: arrival times."""
+        self.counters["packets"] += 1
+        try:
+            messages = parse(dgram)
+        except OscParseError as exc:
+            self._fail(sender, _leading_address(dgram), str(exc), "malformed")
+            return
+        for m in messages:
+            t = now
+            if m.timetag is not None:
+                t = now + (m.timetag - wall)
+                if t > now + self.max_ahead:
+                    self._fail(sender, m.address, f"timetag {t - now:.1f} s ahead, more than "
+                               f"{self.max_ahead:g} s (is the sender's clock right?)", "too far ahead")
+                    continue
+                if t < now:
+                    self.counters["late"] += 1  # played at once
+                    t = now
+            self._dispatch(m.address, m.args, sender, t)
+
+    def _dispatch(self, address, args, sender, t):
+        self.counters["messages"] += 1
+        found = lookup(address) or self._mapped(address)
+        if found is None:
+            self._fail(sender, address, "unknown address (see the README's OSC table)", "unknown address")
+            return
+        row, path = found
+        try:
+            values = convert(row, args)
+            row.handler(Request(self, sender, address, t), *values, **path)
+        except ArgError as exc:
+            self._fail(sender, address, str(exc), "bad arguments")
+        except ValueError as exc:  # the engine's InputError, or a value the controller refused
+            self._fail(sender, address, str(exc), "rejected")
+        except Exception as exc:  # a bug: the sender still hears about it, the thread goes on
+            log.exception("OSC handler for %s failed", address)
+            self._fail(sender, address, f"internal error: {exc!r}", "errors")
+
+    def _mapped(self, address):
+        """An address bound in the mapping file: one number in the binding's input range."""
+        binding = self.controller.mapping.osc.get(address)
+        if binding is None:
+            return None
+        target = self.controller.targets[binding.target]
+        return Address(address, (Arg("value", "number"),),
+                       lambda req, v: target.apply(self.engine, binding.value_from_input(v), req.t),
+                       f"mapped to {binding.target}"), {}
+
+    # ------------------------------------------------------------ sending
+    def send(self, to, address: str, *args):
+        try:
+            self.sock.sendto(build(address, *args), to)
+        except OSError as exc:
+            self._count("send errors", str(exc))
+
+    def _fail(self, sender, address: str, why: str, counter: str):
+        self._count(counter, f"{address}: {why}")
+        self.send(sender, "/fail", address, why)
+
+    def _count(self, kind: str, detail: str):
+        self.counters[kind] += 1
+        if kind not in self._logged:
+            self._logged.add(kind)
+            log.warning("OSC %s: %s (counted; logged once)", kind, detail)
+
+    # ------------------------------------------------------------ subscriptions
+    def subscribe(self, client, on: bool):
+        (self.subscribers.add if on else self.subscribers.discard)(client)
+
+    def _on_engine_event(self, kind: str, payload: dict):
+        """Called on whichever thread changed the engine: enqueue only."""
+        if self.running and self.subscribers:
+            self._pushes.put((f"/vqsynth/state/{kind}", list(payload.values())))
+
+    def _push_loop(self):
+        next_level = time.monotonic()
+        while self.running:
+            try:
+                address, args = self._pushes.get(timeout=max(next_level - time.monotonic(), 0.0))
+                for client in list(self.subscribers):
+                    self.send(client, address, *args)
+            except queue.Empty:
+                pass
+            if time.monotonic() >= next_level:
+                next_level = time.monotonic() + self.level_interval
+                if self.subscribers:
+                    s = self.engine.status()
+                    for client in list(self.subscribers):
+                        self.send(client, "/vqsynth/level", float(s["level_db"]), int(s["voices"]))
+
+
+def _leading_address(dgram: bytes) -> str:
+    """The address a broken packet seems to be for, to name it in /fail ('' if none)."""
+    head = dgram[:128].split(b"\x00", 1)[0]
+    text = head.decode("ascii", "replace")
+    return text if text.startswith(("/", "#bundle")) else ""

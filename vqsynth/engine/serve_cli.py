@@ -1,0 +1,100 @@
+"""`vqsynth serve`: the instrument. Audio out, MIDI in, OSC in/out, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from vqsynth.engine.backends import BACKENDS
+from vqsynth.engine.options import add_engine_arguments
+
+
+def add_arguments(parser):
+    add_engine_arguments(parser)
+    parser.add_argument("--audio", choices=BACKENDS, default="sounddevice",
+                        help="audio backend: sounddevice (PortAudio), null (no device, paced), file (with --record)")
+    parser.add_argument("--device", default=None, help="audio output: index or name fragment (see `vqsynth devices`)")
+    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds [low]")
+    parser.add_argument("--record", default=None, help="also record the output to this WAV file")
+    parser.add_argument("--midi-port", action="append", default=[],
+                        help="open MIDI input ports whose name starts with this (repeatable; '' opens all)")
+    parser.add_argument("--midi-api", default=None, help="alsa | jack | coremidi | winmm (default: the first that works)")
+    parser.add_argument("--no-midi", action="store_true", help="no MIDI input at all")
+    parser.add_argument("--virtual-port", default="vqsynth", help="name of the virtual MIDI input port [vqsynth]")
+    parser.add_argument("--osc-host", default="0.0.0.0", help="address the OSC server binds [0.0.0.0]")
+    parser.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port, 0 for any free one [9000]")
+    parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
+
+
+def _latency(value):
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def run(args):
+    from vqsynth.cli import UserError
+    from vqsynth.control.midi import MidiController
+    from vqsynth.control.midi_input import MidiInput, MidiUnavailable
+    from vqsynth.control.osc_server import OscPortInUse, OscServer
+    from vqsynth.engine.backends import open_backend
+    from vqsynth.engine.errors import AudioError
+    from vqsynth.engine.options import build_engine, load_mapping_or_fail
+
+    started = time.perf_counter()
+    engine = build_engine(args)
+    controller = MidiController(engine, load_mapping_or_fail(args.mapping))
+    try:
+        backend = open_backend(args.audio, engine, record=args.record, device=args.device,
+                               latency=_latency(args.latency))
+    except AudioError as exc:
+        raise UserError(str(exc)) from None
+    osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port)
+    try:
+        osc.start()
+    except OscPortInUse as exc:
+        backend.close()
+        raise UserError(exc.strerror or str(exc)) from None
+    midi = None
+    stop = threading.Event()
+    try:
+        engine.start()  # warms the model and fills the attack cache before we say "ready"
+        backend.start()
+        if not args.no_midi:
+            try:
+                midi = MidiInput(controller, virtual=args.virtual_port, ports=args.midi_port, api=args.midi_api).start()
+            except MidiUnavailable as exc:
+                print(f"vqsynth: MIDI off: {exc} (OSC still works; --no-midi silences this)", flush=True)
+                midi = None
+        s = engine.status()
+        print(f"vqsynth ready in {time.perf_counter() - started:.2f} s: model {engine.model.name}, "
+              f"audio {backend.description}, {s['sample_rate']} Hz, block {s['block_size']}, "
+              f"event latency {s['latency_ms']} ms, polyphony {s['polyphony']}; "
+              f"MIDI {('port ' + repr(args.virtual_port) + ' via ' + midi.api_name) if midi else 'off'}; "
+              f"OSC udp {args.osc_host}:{osc.port}", flush=True)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        while not stop.is_set():
+            stop.wait(args.status_every if args.status_every > 0 else 0.5)
+            if args.status_every > 0:
+                s = engine.status()
+                print(f"voices {s['voices']}/{s['polyphony']} load {s['cpu_load']:.2f} underruns {s['underruns']} "
+                      f"starved {s['starved']} level {s['level_db']} dB", flush=True)
+            if deadline and time.monotonic() > deadline:
+                break
+    finally:
+        if midi is not None:
+            midi.stop()
+        osc.stop()
+        try:
+            backend.stop()
+        except Exception:
+            pass
+        engine.stop()
+    s = engine.status()
+    print(f"vqsynth stopped: {s['notes']} notes, {s['underruns']} underruns, {s['starved']} starved blocks", flush=True)
+    return 0
