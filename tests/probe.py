@@ -37,21 +37,24 @@ class Probe:
         t0 = self.client.last_frame_time
         self.midi_out.clear_buffer()
         if self.outbox and self.lock.acquire(blocking=False):
-            for msg in self.outbox:
-                self.midi_out.write_midi_event(0, msg)
-                self.sent.append((t0, msg))
+            for offset, msg in self.outbox:
+                offset = min(offset, frames - 1)
+                self.midi_out.write_midi_event(offset, msg)
+                self.sent.append((t0 + offset, msg))
             self.outbox.clear()
             self.lock.release()
         if self.first_frame is None:
             self.first_frame = t0
-        n = min(frames, self.capture.size - self.captured)
+        at = t0 - self.first_frame  # by frame time, so an xrun leaves a gap instead of a shift
+        n = min(frames, self.capture.size - at)
         if n > 0:
-            self.capture[self.captured:self.captured + n] = self.audio_in.get_array()[:n]
-            self.captured += n
+            self.capture[at:at + n] = self.audio_in.get_array()[:n]
+            self.captured = at + n
 
-    def send(self, *msg):
+    def send(self, *msg, offset=0):
+        """Queue a MIDI message for the next period, `offset` frames into it."""
         with self.lock:
-            self.outbox.append(bytes(msg))
+            self.outbox.append((offset, bytes(msg)))
 
     def connect_from(self, port_name):
         self.client.connect(port_name, self.audio_in.name)
@@ -67,16 +70,20 @@ class Probe:
             kw["is_output"] = is_output
         return [p.name for p in self.client.get_ports(pattern, **kw)]
 
-    def onset_after(self, frame_time, threshold=1e-4):
-        """Frames from `frame_time` to the first captured sample above threshold, or None."""
+    def onset_after(self, frame_time, threshold=1e-4, quiet_before=0.01):
+        """Frames from `frame_time` to the first captured sample above threshold; None if nothing
+        was heard, or if the input was not quiet for `quiet_before` seconds before (a tail)."""
         start = max(frame_time - self.first_frame, 0)
+        before = self.capture[max(start - int(quiet_before * self.sr), 0):start]
+        if before.size and np.abs(before).max() > threshold:
+            return None
         loud = np.flatnonzero(np.abs(self.capture[start:self.captured]) > threshold)
         return int(loud[0]) if loud.size else None
 
-    def measure_note(self, pitch=60, velocity=100, wait=0.25, threshold=1e-4, channel=0):
+    def measure_note(self, pitch=60, velocity=100, wait=0.25, threshold=1e-4, channel=0, offset=0):
         """Send a note-on, wait, note-off + all-sound-off; returns frames to the first sound."""
         n_sent = len(self.sent)
-        self.send(0x90 | channel, pitch, velocity)
+        self.send(0x90 | channel, pitch, velocity, offset=offset)
         time.sleep(wait)
         self.send(0x80 | channel, pitch, 0)
         self.send(0xB0 | channel, 120, 0)

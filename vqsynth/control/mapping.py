@@ -291,7 +291,7 @@ def _line_of(text: str, key: list[str]) -> int | None:
             here = table + _split_key(assign.group(1))
         else:
             continue
-        if here == key:
+        if here[:len(key)] == key:  # the key itself, or the first thing defined inside it
             return number
         if len(here) < len(key) and here == key[:len(here)] and (best is None or len(here) > best[1]):
             best = (number, len(here))

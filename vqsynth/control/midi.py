@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import mido
 
 from vqsynth.control.mapping import Mapping, load_mapping, place_pitch, targets_for
-from vqsynth.control.midi_spec import LSB_OFFSET, RPN_BEND_RANGE, RPN_NULL
+from vqsynth.control.midi_spec import FIXED, LSB_OFFSET, RPN_BEND_RANGE, RPN_NULL
 
 log = logging.getLogger("vqsynth.control.midi")
 
@@ -78,14 +78,12 @@ class MidiController:
         """Start a note (velocity 0 is a note-off); returns the engine's note id or None."""
         if velocity <= 0:
             return self.note_off(channel, pitch, t, note_id)
-        placed = self._place(pitch)
-        if placed != pitch:
-            self.count("out_of_range", f"note {pitch:g} outside {self.engine.model.pitch_range} "
-                                       f"({self.mapping.out_of_range})")
-        if placed is None:
-            return None
         with self._lock:
-            return self.engine.note_on(placed, velocity, channel, note_id=note_id, t=t)
+            placed = self._place(pitch)
+            if placed != pitch:
+                self.count("out_of_range", f"note {pitch:g} outside {self.engine.model.pitch_range} "
+                                           f"({self.mapping.out_of_range})")
+            return None if placed is None else self.engine.note_on(placed, velocity, channel, note_id=note_id, t=t)
 
     def note_off(self, channel: int, pitch: float, t=None, note_id: int | None = None):
         placed = self._place(pitch)
@@ -106,35 +104,43 @@ class MidiController:
             self.engine.pitch_bend(channel, amount * ch.bend_range, t=t)
 
     def control_change(self, channel: int, number: int, value: int, t=None):
+        """A CC: the MIDI spec's meaning where it fixes one (midi_spec.FIXED), else the mapping's."""
         with self._lock:
-            ch = self.channels[channel]
-            if number == 64:
-                if (value >= 64) != ch.sustain:
-                    ch.sustain = value >= 64
-                    self.engine.sustain(channel, ch.sustain, t=t)
-            elif number == 120:
-                self.engine.all_sound_off(channel, t=t)
-            elif number == 121:
-                self.reset_controllers(channel, t)
-            elif number == 123 or number >= 124:
-                self.engine.all_notes_off(channel, t=t)
-            elif number in (101, 100):
-                ch.rpn_msb, ch.rpn_lsb = (value, ch.rpn_lsb) if number == 101 else (ch.rpn_msb, value)
-            elif number in (99, 98):
-                ch.rpn_msb, ch.rpn_lsb = RPN_NULL
-            elif number in (6, 38):
-                self._data_entry(channel, number, value, t)
-            else:
+            fixed = FIXED.get(number)
+            if fixed is None:
                 self._mapped_cc(channel, number, value, t)
+            else:
+                getattr(self, f"_{fixed.action}")(channel, number, value, t)
 
-    def reset_controllers(self, channel: int, t=None):
-        """CC121 (RP-015): bend centred, pedal up, RPN deselected; the bend range stays."""
-        with self._lock:
-            ch = self.channels[channel]
-            ch.bend, ch.sustain = 0.0, False
-            ch.rpn_msb, ch.rpn_lsb = RPN_NULL
-            self.msb[channel] = [0] * LSB_OFFSET
-            self.engine.reset_controllers(channel, t=t)
+    def _sustain(self, channel, number, value, t):
+        ch = self.channels[channel]
+        if (value >= 64) != ch.sustain:  # continuous pedals send many values: pass changes only
+            ch.sustain = value >= 64
+            self.engine.sustain(channel, ch.sustain, t=t)
+
+    def _all_sound_off(self, channel, number, value, t):
+        self.engine.all_sound_off(channel, t=t)
+
+    def _all_notes_off(self, channel, number, value, t):
+        self.engine.all_notes_off(channel, t=t)
+
+    def _reset_all_controllers(self, channel, number, value, t):
+        """RP-015: bend centred, pedal up, RPN deselected; the bend range stays."""
+        ch = self.channels[channel]
+        ch.bend, ch.sustain = 0.0, False
+        ch.rpn_msb, ch.rpn_lsb = RPN_NULL
+        self.msb[channel] = [0] * LSB_OFFSET
+        self.engine.reset_controllers(channel, t=t)
+
+    def _rpn_select(self, channel, number, value, t):
+        ch = self.channels[channel]
+        if number == 101:
+            ch.rpn_msb = value
+        else:
+            ch.rpn_lsb = value
+
+    def _nrpn_select(self, channel, number, value, t):
+        self.channels[channel].rpn_msb, self.channels[channel].rpn_lsb = RPN_NULL
 
     def _data_entry(self, channel, number, value, t):
         ch = self.channels[channel]

@@ -75,11 +75,12 @@ class MidiInput:
             except NotImplementedError:
                 log.warning("%s has no virtual MIDI ports%s", self.api_name,
                             ": install loopMIDI and connect it as a hardware port" if sys.platform == "win32" else "")
-        probe = rtmidi.MidiIn(api, name=f"{self.virtual or 'vqsynth'}-scan")
-        for index, name in enumerate(probe.get_ports()):
-            if any(name.lower().startswith(p) for p in self.prefixes):
-                self._open(rtmidi.MidiIn(api, name=self.virtual or "vqsynth"), index, name)
-        probe.delete()
+        if self.prefixes:
+            scan = rtmidi.MidiIn(api, name=f"{self.virtual or 'vqsynth'}-scan")
+            for index, name in enumerate(scan.get_ports()):
+                if any(name.lower().startswith(p) for p in self.prefixes):
+                    self._open(rtmidi.MidiIn(api, name=self.virtual or "vqsynth"), index, name)
+            scan.delete()
         self.thread = threading.Thread(target=self._consume, name="vqsynth-midi-in", daemon=True)
         self.thread.start()
         log.info("MIDI in (%s): %s", self.api_name, ", ".join(self.port_names) or "no ports")

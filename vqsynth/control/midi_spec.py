@@ -13,28 +13,35 @@ from typing import NamedTuple
 class FixedCC(NamedTuple):
     number: int
     name: str
+    action: str  # the MidiController method (`_<action>`) that implements it
     doc: str
 
 
 FIXED_CCS = [
-    FixedCC(6, "data_entry", "data entry MSB: semitones of the selected RPN 0 (pitch-bend range)"),
-    FixedCC(38, "data_entry_lsb", "data entry LSB: cents of the selected RPN 0"),
-    FixedCC(64, "sustain", "sustain pedal: >= 64 holds released notes until the pedal lifts"),
-    FixedCC(98, "nrpn_lsb", "NRPN select: deselects the RPN (no NRPN is implemented)"),
-    FixedCC(99, "nrpn_msb", "NRPN select: deselects the RPN (no NRPN is implemented)"),
-    FixedCC(100, "rpn_lsb", "RPN select LSB (RPN 0 = pitch-bend range; 127/127 = none)"),
-    FixedCC(101, "rpn_msb", "RPN select MSB"),
-    FixedCC(120, "all_sound_off", "silence the channel at once"),
-    FixedCC(121, "reset_all_controllers", "RP-015: bend to centre, pedals up, RPN deselected; "
-                                          "keeps volume, program and the bend range"),
-    FixedCC(123, "all_notes_off", "release the channel's notes (the sustain pedal still holds them)"),
-    FixedCC(124, "omni_off", "mode change: acts as all notes off, as the MIDI spec requires"),
-    FixedCC(125, "omni_on", "mode change: acts as all notes off"),
-    FixedCC(126, "mono_on", "mode change: acts as all notes off (mono mode is not implemented)"),
-    FixedCC(127, "poly_on", "mode change: acts as all notes off"),
+    FixedCC(6, "data_entry", "data_entry", "data entry MSB: semitones of the selected RPN 0 (pitch-bend range)"),
+    FixedCC(38, "data_entry_lsb", "data_entry", "data entry LSB: cents of the selected RPN 0"),
+    FixedCC(64, "sustain", "sustain", "sustain pedal: >= 64 holds released notes until the pedal lifts"),
+    FixedCC(98, "nrpn_lsb", "nrpn_select", "NRPN select: deselects the RPN (no NRPN is implemented)"),
+    FixedCC(99, "nrpn_msb", "nrpn_select", "NRPN select: deselects the RPN (no NRPN is implemented)"),
+    FixedCC(100, "rpn_lsb", "rpn_select", "RPN select LSB (RPN 0 = pitch-bend range; 127/127 = none)"),
+    FixedCC(101, "rpn_msb", "rpn_select", "RPN select MSB"),
+    FixedCC(120, "all_sound_off", "all_sound_off", "silence the channel at once"),
+    FixedCC(121, "reset_all_controllers", "reset_all_controllers",
+            "RP-015: bend to centre, pedal up, RPN deselected; keeps volume, program and the bend range"),
+    FixedCC(123, "all_notes_off", "all_notes_off", "release the channel's notes (the sustain pedal still holds them)"),
+    FixedCC(124, "omni_off", "all_notes_off", "mode change: acts as all notes off, as the MIDI spec requires"),
+    FixedCC(125, "omni_on", "all_notes_off", "mode change: acts as all notes off"),
+    FixedCC(126, "mono_on", "all_notes_off", "mode change: acts as all notes off (mono mode is not implemented)"),
+    FixedCC(127, "poly_on", "all_notes_off", "mode change: acts as all notes off"),
 ]
 FIXED = {c.number: c for c in FIXED_CCS}
 
 RPN_NULL = (127, 127)
 RPN_BEND_RANGE = (0, 0)
 LSB_OFFSET = 32  # CC n (0..31) is the MSB of a 14-bit controller whose LSB is CC n+32
+
+
+def fixed_ccs_markdown() -> str:
+    """The README's table of CCs with a fixed meaning."""
+    rows = [f"| {c.number} | `{c.name}` | {c.doc} |" for c in FIXED_CCS]
+    return "\n".join(["| CC | Name | What it does |", "|---|---|---|", *rows])

@@ -172,8 +172,9 @@ def convert(row: Address, args: list) -> list:
     required = sum(1 for a in row.args if not a.optional)
     variadic = bool(row.args) and row.args[-1].many
     if len(args) < required or (not variadic and len(args) > len(row.args)):
-        expected = f"{required} or more" if variadic else (
-            str(required) if required == len(row.args) else f"{required} to {len(row.args)}")
+        optional = len(row.args) - required
+        expected = (f"{required} or more" if variadic else str(required) if not optional else
+                    f"{required} or {len(row.args)}" if optional == 1 else f"{required} to {len(row.args)}")
         raise ArgError(f"wrong number of arguments: got {len(args)}, expected {expected} ({signature(row)})")
     specs = [row.args[min(i, len(row.args) - 1)] for i in range(len(args))]
     return [_value(spec, v) for spec, v in zip(specs, args)]

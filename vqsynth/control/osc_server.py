@@ -61,12 +61,12 @@ class OscServer:
         except OSError as exc:
             sock.close()
             if exc.errno == errno.EADDRINUSE:
-                raise OscPortInUse(errno.EADDRINUSE, f"OSC port {self.port} ({self.host}) is already in use "
+                raise OscPortInUse(f"OSC port {self.port} ({self.host}) is already in use "
                                    "(another vqsynth, or another OSC program?): choose another port "
                                    "(--osc-port) or stop that program") from None
             raise
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # ride out bursts
-        sock.settimeout(0.2)  # how often the loop looks at `running`
+        sock.settimeout(1.0)  # stop() wakes the loop at once; this is the fallback
         self.sock, self.port, self.running = sock, sock.getsockname()[1], True
         self.engine.add_listener(self._on_engine_event)
         self.threads = [threading.Thread(target=self._receive_loop, name="vqsynth-osc-in", daemon=True),
@@ -78,6 +78,9 @@ class OscServer:
 
     def stop(self):
         self.running = False
+        if self.sock is not None:  # wake the receiving thread with an empty datagram
+            host = self.sock.getsockname()[0]
+            self.sock.sendto(b"", ("127.0.0.1" if host == "0.0.0.0" else host, self.port))
         for th in self.threads:
             th.join(timeout=2.0)
         self.threads = []
@@ -101,6 +104,8 @@ class OscServer:
             except OSError as exc:  # e.g. Windows reports an earlier reply's ICMP unreachable here
                 self._count("receive errors", str(exc))
                 continue
+            if not self.running:
+                return
             try:
                 self.handle_packet(dgram, sender, time.monotonic(), time.time())
             except Exception:  # a bug in a handler must not stop OSC input

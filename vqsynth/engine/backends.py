@@ -1,6 +1,8 @@
 """Audio backends: where the engine's blocks go.
 
 - `sounddevice`: PortAudio (ALSA, JACK, CoreAudio, WASAPI, ...), the real thing;
+- `jack`: a native JACK client whose process callback also reads a JACK MIDI port, so each
+  note lands at the exact frame it was sent for, with no MIDI thread in between;
 - `null`: a thread paced in real time, for headless machines and tests;
 - `file`: the null backend plus a recording (the WAV is the point).
 `--record out.wav` works with any of them: the callback copies each block into a preallocated
@@ -16,7 +18,7 @@ import numpy as np
 
 from vqsynth.engine.errors import AudioError
 
-BACKENDS = ("sounddevice", "null", "file")
+BACKENDS = ("sounddevice", "jack", "null", "file")
 
 
 class Recorder:
@@ -136,7 +138,13 @@ def import_sounddevice():
 def find_output_device(sd, device):
     """A device index from an index or a case-insensitive name fragment (None: the default)."""
     if device is None or device == "":
-        return None
+        if sd.default.device[1] is not None and sd.default.device[1] >= 0:
+            return None  # PortAudio's default output
+        outputs = [i for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
+        if not outputs:
+            raise AudioError("no audio output device found (no sound card, no JACK/PulseAudio server); "
+                             "start one, or run with --audio null")
+        return outputs[0]  # no default set (e.g. only JACK is up): the first output there is
     if isinstance(device, int) or str(device).isdigit():
         return int(device)
     devices = sd.query_devices()
@@ -197,7 +205,91 @@ class SoundDeviceBackend(Backend):
         return f"{self.device_name} via PortAudio ({self.stream.latency * 1000:.1f} ms output latency)"
 
 
-def open_backend(kind, engine, record=None, device=None, channels=2, latency="low"):
+class JackBackend(Backend):
+    """Audio out and MIDI in through one JACK client (the JACK-Client package).
+
+    MIDI events arrive in the process callback with their frame offset inside the period about
+    to be rendered, so each is placed at exactly that frame: no added latency and no jitter
+    (events from other threads, OSC, still get the clock's constant latency). The event reaches
+    the controller through the clock's inverse mapping; a cached attack makes the note sound at
+    that very frame.
+    """
+
+    def __init__(self, engine, channels=2, record=None, name="vqsynth", controller=None, connect=True):
+        super().__init__(engine, channels, record)
+        try:
+            import jack
+        except (ImportError, OSError) as exc:
+            raise AudioError(f"the jack backend needs the JACK-Client package and libjack ({exc}): "
+                             "pip install JACK-Client; apt-get install libjack-jackd2-0") from None
+        try:
+            self.client = jack.Client(name, no_start_server=True)
+        except jack.JackOpenError:
+            raise AudioError("no JACK server is running: start jackd (or qjackctl, or PipeWire's JACK), "
+                             "or use --audio sounddevice / null") from None
+        if self.client.samplerate != engine.sample_rate or self.client.blocksize != engine.block_size:
+            sr, bs = self.client.samplerate, self.client.blocksize
+            self.client.close()
+            raise AudioError(f"JACK runs at {sr} Hz with {bs}-frame periods: start vqsynth with "
+                             f"--sample-rate {sr} --block-size {bs}")
+        self.outs = [self.client.outports.register(f"out_{i + 1}") for i in range(channels)]
+        self.controller = controller
+        self.midi_in = self.client.midi_inports.register("midi_in") if controller is not None else None
+        self.connect = connect
+        self.midi_errors = 0
+        self.client.set_process_callback(self._process)
+        self.client.set_xrun_callback(self._xrun)
+        import mido
+
+        self._parse = mido.Message.from_bytes
+
+    def _xrun(self, delay):
+        self.engine.counters["underruns"] += 1
+
+    def _process(self, frames):
+        try:
+            if self.midi_in is not None:
+                first = self.engine.samples_out
+                for offset, data in self.midi_in.incoming_midi_events():
+                    try:
+                        msg = self._parse(bytes(data))
+                    except (ValueError, TypeError):
+                        self.midi_errors += 1
+                        continue
+                    self.controller.handle(msg, self.engine.clock.time_of(first + offset))
+            mono = self._fill(frames)
+            for port in self.outs:
+                port.get_array()[:] = mono
+        except Exception:
+            for port in self.outs:
+                port.get_array().fill(0)
+            self.engine.counters["callback_errors"] += 1
+
+    def start(self):
+        self.client.activate()
+        if self.connect:
+            for src, dst in zip(self.outs, self.client.get_ports(is_physical=True, is_input=True, is_audio=True)):
+                try:
+                    self.client.connect(src, dst)
+                except Exception:
+                    pass
+
+    def stop(self):
+        try:
+            self.client.deactivate()
+            self.client.close()
+        finally:
+            self.close()
+
+    @property
+    def description(self):
+        midi = f", MIDI in {self.midi_in.name}" if self.midi_in is not None else ""
+        return f"JACK client '{self.client.name}' ({self.client.blocksize}-frame periods{midi})"
+
+
+def open_backend(kind, engine, record=None, device=None, channels=2, latency="low", controller=None):
+    if kind == "jack":
+        return JackBackend(engine, channels, record, controller=controller)
     if kind == "sounddevice":
         return SoundDeviceBackend(engine, channels, record, device, latency)
     if kind == "null":

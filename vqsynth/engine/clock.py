@@ -36,3 +36,8 @@ class SampleClock:
     def position(self, t: float | None = None) -> int:
         """The output sample at which an event that arrived at monotonic time t sounds."""
         return int(round(self.now_sample(t))) + self.latency
+
+    def time_of(self, sample: int) -> float:
+        """The arrival stamp that `position` maps to `sample`: lets a backend that knows an event's
+        exact sample (JACK MIDI) hand it to code that speaks in arrival times."""
+        return self.anchor_time + (sample - self.latency - self.anchor_sample) / self.sample_rate

@@ -13,7 +13,8 @@ from vqsynth.engine.options import add_engine_arguments
 def add_arguments(parser):
     add_engine_arguments(parser)
     parser.add_argument("--audio", choices=BACKENDS, default="sounddevice",
-                        help="audio backend: sounddevice (PortAudio), null (no device, paced), file (with --record)")
+                        help="audio backend: sounddevice (PortAudio), jack (native JACK client with its own MIDI in: "
+                             "sample-accurate notes), null (no device, paced), file (with --record)")
     parser.add_argument("--device", default=None, help="audio output: index or name fragment (see `vqsynth devices`)")
     parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds [low]")
     parser.add_argument("--record", default=None, help="also record the output to this WAV file")
@@ -35,6 +36,14 @@ def _latency(value):
         return value
 
 
+def _midi_description(args, midi):
+    if args.no_midi:
+        return "off"
+    if args.audio == "jack":
+        return "in the JACK client (port midi_in)"
+    return f"port {args.virtual_port!r} via {midi.api_name}" if midi else "off"
+
+
 def run(args):
     from vqsynth.cli import UserError
     from vqsynth.control.midi import MidiController
@@ -49,7 +58,7 @@ def run(args):
     controller = MidiController(engine, load_mapping_or_fail(args.mapping))
     try:
         backend = open_backend(args.audio, engine, record=args.record, device=args.device,
-                               latency=_latency(args.latency))
+                               latency=_latency(args.latency), controller=None if args.no_midi else controller)
     except AudioError as exc:
         raise UserError(str(exc)) from None
     osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port)
@@ -63,7 +72,9 @@ def run(args):
     try:
         engine.start()  # warms the model and fills the attack cache before we say "ready"
         backend.start()
-        if not args.no_midi:
+        if args.audio == "jack" and not args.no_midi:
+            midi = None  # the JACK client reads its own MIDI port, inside the audio callback
+        elif not args.no_midi:
             try:
                 midi = MidiInput(controller, virtual=args.virtual_port, ports=args.midi_port, api=args.midi_api).start()
             except MidiUnavailable as exc:
@@ -73,7 +84,7 @@ def run(args):
         print(f"vqsynth ready in {time.perf_counter() - started:.2f} s: model {engine.model.name}, "
               f"audio {backend.description}, {s['sample_rate']} Hz, block {s['block_size']}, "
               f"event latency {s['latency_ms']} ms, polyphony {s['polyphony']}; "
-              f"MIDI {('port ' + repr(args.virtual_port) + ' via ' + midi.api_name) if midi else 'off'}; "
+              f"MIDI {_midi_description(args, midi)}; "
               f"OSC udp {args.osc_host}:{osc.port}", flush=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

@@ -8,7 +8,8 @@ test holds the two to the same output.
 
 Conventions shared with training:
 - frame t's controls are reached at the last sample of its hop; values ramp linearly from
-  frame t-1 (smooth, no zipper noise);
+  frame t-1 (smooth, no zipper noise); a note's first frame starts at its own values, so the
+  model, not a fixed 10 ms fade-in, decides how sharp the attack is;
 - harmonics at or above `band_limit_hz` (the model's Nyquist) are silent: the model was never
   trained to say anything there;
 - noise bands split 0..band_limit_hz evenly; the noise is shaped in the STFT domain and
@@ -104,6 +105,7 @@ class VoiceSynth:
         self.amps = np.zeros((slots, n_harmonics), dtype=np.float32)
         self.noise = np.zeros((slots, n_noise), dtype=np.float32)
         self.tail = np.zeros((slots, hop), dtype=np.float32)
+        self.fresh = np.zeros(slots, dtype=bool)  # next frame is a note's first: no ramp into it
 
     def reset(self, slots, f0):
         """Start fresh notes in `slots` (index array) at fundamental f0 [len(slots)] Hz."""
@@ -112,6 +114,7 @@ class VoiceSynth:
         self.amps[slots] = 0.0
         self.noise[slots] = 0.0
         self.tail[slots] = 0.0
+        self.fresh[slots] = True
 
     def render(self, slots, frames, f0):
         """Render frames [V,T,F] for voice `slots` with per-frame fundamentals f0 [V,T] -> audio [V,T*hop]."""
@@ -120,8 +123,11 @@ class VoiceSynth:
         out = np.empty((V, T * self.hop), dtype=np.float32)
         phase, f_prev = self.phase[slots], self.f0[slots]
         a_prev, n_prev, tail = self.amps[slots], self.noise[slots], self.tail[slots]
+        fresh = self.fresh[slots]
         for t in range(T):
             a_next = (amp[:, t, None] * harm[:, t]).astype(np.float32)
+            if t == 0 and fresh.any():
+                a_prev = np.where(fresh[:, None], a_next, a_prev)
             h, phase = harmonic_block(phase, f_prev, f0[:, t], a_prev, a_next, self.hop,
                                       self.sample_rate, self.band_limit_hz)
             z, tail = noise_block(noise[:, t], tail, self.hop, self.sample_rate, self.band_limit_hz, self.rng)
@@ -129,12 +135,13 @@ class VoiceSynth:
             f_prev, a_prev, n_prev = f0[:, t], a_next, noise[:, t]
         self.phase[slots], self.f0[slots] = phase, f_prev
         self.amps[slots], self.noise[slots], self.tail[slots] = a_prev, n_prev, tail
+        self.fresh[slots] = False
         return out
 
     def snapshot(self, slots):
         """Copy of the state of `slots`, to continue a cached attack later."""
-        return tuple(a[slots].copy() for a in (self.phase, self.f0, self.amps, self.noise, self.tail))
+        return tuple(a[slots].copy() for a in (self.phase, self.f0, self.amps, self.noise, self.tail, self.fresh))
 
     def restore(self, slots, snap):
-        for a, v in zip((self.phase, self.f0, self.amps, self.noise, self.tail), snap):
+        for a, v in zip((self.phase, self.f0, self.amps, self.noise, self.tail, self.fresh), snap):
             a[slots] = v

@@ -1,7 +1,7 @@
 """The DSP head in torch (differentiable), the twin of vqsynth/model/dsp.py for training.
 
 Same conventions (see that module): frame values ramp linearly from the previous frame and are
-reached at the last sample of the hop; harmonics at or above the band limit are silent; noise is
+reached at the last sample of the hop, the first frame starting at its own values; harmonics at or above the band limit are silent; noise is
 Hann-windowed white noise shaped per band in the STFT domain and overlap-added at hop steps.
 tests/test_train_synth.py holds the two to the same samples.
 """
@@ -28,7 +28,7 @@ def harmonic_synth(amp, harm, f0, hop, sample_rate, band_limit_hz):
     k = torch.arange(1, H + 1, dtype=f0.dtype, device=f0.device)
     limit = min(band_limit_hz, 0.5 * sample_rate)
     amps = amp.unsqueeze(-1) * harm * (f0.unsqueeze(-1) * k < limit).to(harm.dtype)
-    a = _ramp(amps, hop, first=torch.zeros_like(amps[:, :1]))  # [B,N,H], notes start from silence
+    a = _ramp(amps, hop)  # [B,N,H]; the first frame starts at its own values (no fade-in)
     f = _ramp(f0.double(), hop)  # [B,N]
     phase = torch.remainder(torch.cumsum(f * (2 * math.pi / sample_rate), dim=1), 2 * math.pi).float()
     return (a * torch.sin(phase.unsqueeze(-1) * k.float())).sum(-1)

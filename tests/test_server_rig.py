@@ -1,0 +1,83 @@
+"""The server as a user runs it, in the JACK rig: a note through a real MIDI port is heard back."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from model_fixtures import test_model_dir  # noqa: F401
+from probe import Probe
+
+
+def start_server(model_dir, *extra, env=None):
+    cmd = [sys.executable, "-m", "vqsynth", "serve", "--model", str(model_dir), "--osc-port", "0", *extra]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("vqsynth ready"):
+            return proc, line
+    proc.kill()
+    raise AssertionError("server did not get ready:\n" + "".join(lines))
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+@pytest.fixture
+def server_in_jack(jack_server, test_model_dir):
+    proc, ready = start_server(test_model_dir, "--audio", "sounddevice", "--midi-api", "jack",
+                               env=dict(os.environ))
+    probe = Probe("measure", server=jack_server)
+    yield proc, ready, probe
+    probe.close()
+    out = stop_server(proc)
+    assert "Traceback" not in out, out
+
+
+def test_note_through_jack_midi_is_heard(server_in_jack):
+    proc, ready, probe = server_in_jack
+    assert "MIDI port 'vqsynth' via jack" in ready
+    midi_in = [p for p in probe.find("vqsynth", is_midi=True, is_input=True)]
+    audio_out = [p for p in probe.find("", is_output=True) if not p.startswith("system:")
+                 and not p.startswith("measure:")]
+    assert midi_in and audio_out, (probe.find("", is_midi=True), probe.find(""))
+    probe.connect_to(midi_in[0])
+    probe.connect_from(audio_out[0])
+    time.sleep(0.2)
+    before = probe.captured
+    latencies = [probe.measure_note(60 + k, 110, wait=0.3) for k in range(3)]
+    assert all(lat is not None for lat in latencies), latencies
+    # a few ms: the note sounds within the block + constant latency, not after a render round-trip
+    assert max(latencies) < 0.05 * probe.sr, latencies
+    assert probe.captured > before
+
+
+def test_server_refuses_a_busy_osc_port(test_model_dir):
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 0))
+    port = s.getsockname()[1]
+    try:
+        out = subprocess.run([sys.executable, "-m", "vqsynth", "serve", "--model", str(test_model_dir),
+                              "--audio", "null", "--no-midi", "--osc-port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        s.close()
+    assert out.returncode == 2
+    assert re.search(rf"OSC port {port}.*already in use", out.stderr), out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,7 @@
+"""`python -m vqsynth ...` is the `vqsynth` command."""
+
+import sys
+
+from vqsynth.cli import main
+
+sys.exit(main())
