@@ -20,7 +20,6 @@ class RecordingEngine:
 
     def __init__(self, model):
         self.model = model
-        self.volume = 0.5
         self.calls = []
 
     def __getattr__(self, method):
@@ -120,11 +119,13 @@ def test_program_change_selects_a_preset_and_a_bad_one_is_counted(rec, caplog):
 def test_mapped_ccs_move_their_targets_through_the_curve(rec):
     ctl = MidiController(rec, load_mapping())
     cc(ctl, 74, 127), cc(ctl, 73, 127), cc(ctl, 7, 127)
-    assert rec.take() == [("set_attr", ("brightness", 1.0), {"t": 1.0}),
-                          ("set_attr", ("hardness", 0.0), {"t": 1.0})]  # CC73 is inverted
-    assert rec.volume == pytest.approx(1.0)
+    calls = rec.take()
+    assert [c[:2] for c in calls[:2]] == [("set_attr", ("brightness", 1.0)),
+                                          ("set_attr", ("hardness", 0.0))]  # CC73 is inverted
+    assert all(c[2]["t"] == 1.0 and c[2]["smooth_ms"] > 0 for c in calls)  # the mapping's smoothing
+    assert calls[2][0] == "set_volume" and calls[2][1][0] == pytest.approx(1.0)
     cc(ctl, 7, 64)
-    assert 0.05 < rec.volume < 0.15  # exp curve: half travel is about -21 dB
+    assert 0.05 < rec.take()[0][1][0] < 0.15  # exp curve: half travel is about -21 dB
 
 
 def test_14_bit_controller_pairs_cc_n_with_n_plus_32(rec):

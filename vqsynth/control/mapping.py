@@ -33,15 +33,15 @@ class Target(NamedTuple):
     default: float
     range: tuple[float, float]
     doc: str
-    apply: Callable  # apply(engine, value, t)
+    apply: Callable  # apply(engine, value, t, smooth_ms=None)
 
 
-def _set_volume(engine, value, t=None):
-    engine.volume = value  # the engine reads it once per block; it has no setter yet
+def _set_volume(engine, value, t=None, smooth_ms=None):
+    engine.set_volume(value, t=t, smooth_ms=20.0 if smooth_ms is None else smooth_ms)
 
 
 def _set_attr(name):
-    return lambda engine, value, t=None: engine.set_attr(name, value, t=t)
+    return lambda engine, value, t=None, smooth_ms=None: engine.set_attr(name, value, t=t, smooth_ms=smooth_ms)
 
 
 FIXED_TARGETS = [

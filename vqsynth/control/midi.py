@@ -171,7 +171,7 @@ class MidiController:
         if binding is None:
             self.count(f"unmapped CC {number}", "no binding in the mapping file")
             return
-        self.targets[binding.target].apply(self.engine, binding.value(x), t)
+        self.targets[binding.target].apply(self.engine, binding.value(x), t, smooth_ms=binding.smooth_ms)
 
     def set_target(self, name: str, value: float, t=None):
         """Move a target (volume or an attribute) to a value in its own range."""

@@ -78,6 +78,7 @@ class OscServer:
 
     def stop(self):
         self.running = False
+        self.engine.remove_listener(self._on_engine_event)
         if self.sock is not None:  # wake the receiving thread with an empty datagram
             host = self.sock.getsockname()[0]
             self.sock.sendto(b"", ("127.0.0.1" if host == "0.0.0.0" else host, self.port))
@@ -158,7 +159,8 @@ class OscServer:
             return None
         target = self.controller.targets[binding.target]
         return Address(address, (Arg("value", "number"),),
-                       lambda req, v: target.apply(self.engine, binding.value_from_input(v), req.t),
+                       lambda req, v: target.apply(self.engine, binding.value_from_input(v), req.t,
+                                              smooth_ms=binding.smooth_ms),
                        f"mapped to {binding.target}"), {}
 
     # ------------------------------------------------------------ sending

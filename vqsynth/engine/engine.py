@@ -62,12 +62,14 @@ class Engine:
         # settings
         self.attr_target = model.attr_defaults.copy()
         self.attr_now = model.attr_defaults.copy()
-        self.attr_smoothing = 0.15  # per frame: ~60 ms to settle, no zipper
+        self.attr_smoothing = np.full(len(model.attr_names), self.smoothing_per_frame(60.0), dtype=np.float32)
         self.preset = 0 if model.presets else None
         self.z = model.preset_z(0) if model.presets else seed_z(0, model.z_size)
         self.bend = np.zeros(16)  # semitones, per MIDI channel
         self.sustain_on = np.zeros(16, dtype=bool)
-        self.volume = volume
+        self.volume = volume  # what the last block used
+        self.volume_target = volume
+        self.volume_step = 1.0 / (0.02 * sample_rate)  # per sample: 20 ms for a full-scale move
         self.fixed_tokens: list[int] = []
         self.settings_version = 0
         # attack cache
@@ -191,6 +193,8 @@ class Engine:
         self.wake.set()
 
     def sustain(self, channel, on, t=None, at_sample=None):
+        if not 0 <= int(channel) < 16:
+            raise InputError(f"channel {channel} out of range 0..15")
         pos = self._pos(t, at_sample)
         with self.lock:
             self.sustain_on[channel] = bool(on)
@@ -231,7 +235,7 @@ class Engine:
                 self.scheduled.clear()
 
     def reset_controllers(self, channel, t=None, at_sample=None):
-        self.pitch_bend(channel, 0.0)
+        self.pitch_bend(channel, 0.0, t, at_sample)
         self.sustain(channel, False, t, at_sample)
 
     def pitch_bend(self, channel, semitones, t=None, at_sample=None):
@@ -240,7 +244,21 @@ class Engine:
             raise InputError(f"pitch bend {semitones} semitones out of range ±48")
         self.bend[int(channel)] = semitones
 
-    def set_attr(self, name, value, t=None, at_sample=None):
+    def smoothing_per_frame(self, smooth_ms: float) -> float:
+        """One-pole coefficient per generator frame that settles (to ~5 %) in about smooth_ms."""
+        frames = max(smooth_ms / 1000.0 * self.model.sample_rate / self.model.hop, 1e-3)
+        return float(min(1.0, 3.0 / frames))
+
+    def set_volume(self, value, t=None, at_sample=None, smooth_ms=20.0):
+        """Master gain 0..1, ramped per sample in the audio callback (no zipper noise)."""
+        value = float(value)
+        if not np.isfinite(value) or not 0.0 <= value <= 1.0:
+            raise InputError(f"volume {value} out of range 0..1")
+        self.volume_step = 1.0 / (max(smooth_ms, 0.1) / 1000.0 * self.sample_rate)
+        self.volume_target = value
+        self._settings_changed("volume", {"value": value}, invalidates_cache=False)
+
+    def set_attr(self, name, value, t=None, at_sample=None, smooth_ms=None):
         try:
             i = self.model.attr_names.index(name)
         except ValueError:
@@ -249,8 +267,12 @@ class Engine:
         lo, hi = self.model.attr_ranges[name]
         if not np.isfinite(value):
             raise InputError(f"attribute {name}: value {value} is not a number")
-        self.attr_target[i] = min(max(value, lo), hi)
-        self._settings_changed("attr", {"name": name, "value": float(self.attr_target[i])})
+        if not lo <= value <= hi:
+            raise InputError(f"attribute {name}: {value:g} is outside {lo:g}..{hi:g}")
+        if smooth_ms is not None:
+            self.attr_smoothing[i] = self.smoothing_per_frame(float(smooth_ms))
+        self.attr_target[i] = value
+        self._settings_changed("attr", {"name": name, "value": value})
 
     def set_preset(self, preset, t=None, at_sample=None):
         names = self.model.presets
@@ -300,10 +322,15 @@ class Engine:
     def add_listener(self, callback):
         self.listeners.append(callback)
 
-    def _settings_changed(self, kind, payload):
-        self.settings_version += 1
-        self.settings_changed_at = time.monotonic()
-        self.wake.set()
+    def remove_listener(self, callback):
+        if callback in self.listeners:
+            self.listeners.remove(callback)
+
+    def _settings_changed(self, kind, payload, invalidates_cache=True):
+        if invalidates_cache:
+            self.settings_version += 1
+            self.settings_changed_at = time.monotonic()
+            self.wake.set()
         for cb in list(self.listeners):
             try:
                 cb(kind, payload)
@@ -322,7 +349,7 @@ class Engine:
             "attrs": {n: round(float(v), 4) for n, v in zip(self.model.attr_names, self.attr_target)},
             "notes": self.counters["notes"], "steals": self.counters["steals"],
             "cache_hits": self.counters["cache_hits"], "out_of_range": self.counters["out_of_range"],
-            "level_db": round(float(self.level_db), 1),
+            "level_db": round(float(self.level_db), 1), "volume": round(float(self.volume_target), 4),
         }
 
     # ------------------------------------------------------------ audio callback
@@ -335,7 +362,13 @@ class Engine:
         out[:] = 0.0
         try:
             self.counters["starved"] += self.slots.mix_into(out, first)
-            out *= self.volume
+            if self.volume == self.volume_target:
+                out *= self.volume
+            else:  # ramp towards the target inside this block
+                step = np.copysign(min(self.volume_step * n, abs(self.volume_target - self.volume)),
+                                   self.volume_target - self.volume)
+                out *= np.linspace(self.volume, self.volume + step, n, dtype=np.float32)
+                self.volume += step
             np.clip(out, -1.0, 1.0, out=out)
             peak = float(np.abs(out).max()) if n else 0.0
             self.level_db = max(20.0 * np.log10(peak + 1e-6), self.level_db - 0.3 * n / 128)

@@ -66,7 +66,7 @@ def run(args):
         osc.start()
     except OscPortInUse as exc:
         backend.close()
-        raise UserError(exc.strerror or str(exc)) from None
+        raise UserError(str(exc)) from None
     midi = None
     stop = threading.Event()
     try:
