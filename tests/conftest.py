@@ -1,4 +1,6 @@
-"""Shared fixtures."""
+"""Shared fixtures (the test model ones live in model_fixtures.py)."""
+
+pytest_plugins = ["model_fixtures"]
 
 import shutil
 
@@ -12,7 +14,7 @@ def jack_server(monkeypatch):
     """A private `jackd -d dummy` (48 kHz, 128 frames) for one test; clients find it through
     JACK_DEFAULT_SERVER. Yields the server name."""
     if shutil.which("jackd") is None:
-        pytest.skip("jackd not installed (apt-get install jackd2)")
+        pytest.fail("jackd is not installed: run ./setup.sh --test (apt-get install jackd2)")
     name = jack_name()
     proc = start_jackd(name)
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)

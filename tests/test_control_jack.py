@@ -5,7 +5,6 @@ import os
 import pytest
 import rtmidi
 
-from model_fixtures import test_model, test_model_dir  # noqa: F401  (fixtures)
 from rig import LiveEngine, wait_until
 from vqsynth.control.midi import MidiController
 from vqsynth.control.midi_input import MidiInput, MidiUnavailable, pick_api

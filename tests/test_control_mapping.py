@@ -2,7 +2,6 @@
 
 import pytest
 
-from model_fixtures import test_model, test_model_dir  # noqa: F401  (fixtures)
 from vqsynth.control.mapping import (CURVES, DEFAULT_MAPPING, MappingError, load_mapping, parse_mapping,
                                      place_pitch, settings_markdown, targets_for, targets_markdown)
 

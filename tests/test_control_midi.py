@@ -9,7 +9,6 @@ import logging
 import mido
 import pytest
 
-from model_fixtures import test_model, test_model_dir  # noqa: F401  (fixtures)
 from vqsynth.control.mapping import load_mapping, parse_mapping
 from vqsynth.control.midi import MidiController
 from vqsynth.control.midi_spec import FIXED_CCS, fixed_ccs_markdown

@@ -13,7 +13,6 @@ import pytest
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from model_fixtures import test_model, test_model_dir  # noqa: F401  (fixtures)
 from rig import LiveEngine, OscProbe, wait_until
 from vqsynth.control.osc_addresses import ADDRESSES, addresses_markdown
 from vqsynth.control.osc_server import OscPortInUse, OscServer

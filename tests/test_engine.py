@@ -4,7 +4,6 @@ import time
 
 import numpy as np
 import pytest
-from model_fixtures import test_model, test_model_dir  # noqa: F401
 
 from vqsynth.engine.backends import NullBackend
 from vqsynth.engine.engine import Engine

@@ -5,7 +5,6 @@ import shutil
 
 import numpy as np
 import pytest
-from model_fixtures import test_model, test_model_dir  # noqa: F401
 
 from vqsynth.model.folder import ModelError, load_model
 

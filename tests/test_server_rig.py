@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-from model_fixtures import test_model_dir  # noqa: F401
 from probe import Probe
 
 
