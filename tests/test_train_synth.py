@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from vqsynth.model.dsp import VoiceSynth  # noqa: E402
 from vqsynth.train.synth import synthesize  # noqa: E402

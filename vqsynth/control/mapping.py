@@ -93,7 +93,7 @@ BINDING_KEYS = [
             "hi < lo inverts"),
     Setting("curve", "choice", "lin", tuple(CURVES), "response curve from control to range"),
     Setting("smooth_ms", "number", 20.0, (0.0, 2000.0),
-            "requested glide time; the engine currently glides every attribute over ~60 ms"),
+            "glide time of the parameter (the engine smooths attributes per frame and volume per sample)"),
     Setting("input", "pair", (0.0, 1.0), None,
             "OSC bindings only: the sender's values for lo..hi ([0, 127] for Max/Pd sliders)"),
 ]
