@@ -55,6 +55,32 @@ def measure(probe, midi_port, audio_port, notes, period, rng):
     return np.array(lat, dtype=float)
 
 
+def measure_osc(probe, audio_port, osc_port, notes):
+    """Note-on over OSC (UDP from the probe's JACK callback) -> first sound, through --audio jack."""
+    import socket
+
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    def msg(addr, *args):
+        b = OscMessageBuilder(addr)
+        for a in args:
+            b.add_arg(a)
+        return b.build().dgram
+
+    probe.connect_from(audio_port)
+    time.sleep(0.3)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lat = []
+    for k in range(notes):
+        v = probe.measure_osc_note(sock, ("127.0.0.1", osc_port), msg("/vqsynth/note/on", 48 + k % 24, 110),
+                                   msg("/vqsynth/panic"), wait=0.12)
+        if v is not None:
+            lat.append(v)
+        time.sleep(0.03)
+    probe.client.disconnect(audio_port, probe.audio_in.name)
+    return np.array(lat, dtype=float)
+
+
 def summary(name, frames, sr, notes):
     ms = frames * 1000 / sr
     return {"instrument": name, "notes": notes, "heard": int(frames.size),
@@ -83,11 +109,16 @@ def main():
                    "--block-size", str(args.period)] + (["--model", args.model] if args.model else [])
             vq = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
             procs.append(vq)
-            print(wait_ready(vq, "vqsynth ready").strip())
+            ready = wait_ready(vq, "vqsynth ready").strip()
+            print(ready)
             midi = [p for p in probe.find("", is_midi=True, is_input=True) if not p.startswith("measure:")][0]
             audio = [p for p in probe.find("", is_output=True) if not p.startswith(("system:", "measure:"))][0]
-            results.append(summary(label, measure(probe, midi, audio, args.notes, args.period, rng),
+            results.append(summary(label + ", MIDI", measure(probe, midi, audio, args.notes, args.period, rng),
                                    probe.sr, args.notes))
+            if backend[1] == "jack":
+                osc_port = int(ready.rsplit(":", 1)[1])
+                results.append(summary(label + ", OSC", measure_osc(probe, audio, osc_port, args.notes),
+                                       probe.sr, args.notes))
             vq.terminate()
             vq.wait(10)
             time.sleep(0.5)

@@ -38,6 +38,10 @@ class Probe:
         self.midi_out.clear_buffer()
         if self.outbox and self.lock.acquire(blocking=False):
             for offset, msg in self.outbox:
+                if isinstance(msg, tuple):  # (socket, address, datagram): OSC over UDP, sent now
+                    msg[0].sendto(msg[2], msg[1])
+                    self.sent.append((t0, msg[2]))
+                    continue
                 offset = min(offset, frames - 1)
                 self.midi_out.write_midi_event(offset, msg)
                 self.sent.append((t0 + offset, msg))
@@ -55,6 +59,22 @@ class Probe:
         """Queue a MIDI message for the next period, `offset` frames into it."""
         with self.lock:
             self.outbox.append((offset, bytes(msg)))
+
+    def send_udp(self, sock, address, datagram):
+        """Send a UDP datagram (an OSC packet) from inside the next process callback."""
+        with self.lock:
+            self.outbox.append((0, (sock, address, datagram)))
+
+    def measure_osc_note(self, sock, address, on, off, wait=0.25, threshold=1e-4):
+        """Like measure_note, with OSC note-on/off datagrams sent from the JACK callback."""
+        n_sent = len(self.sent)
+        self.send_udp(sock, address, on)
+        time.sleep(wait)
+        self.send_udp(sock, address, off)
+        time.sleep(0.05)
+        if len(self.sent) <= n_sent:
+            return None
+        return self.onset_after(self.sent[n_sent][0], threshold)
 
     def connect_from(self, port_name):
         self.client.connect(port_name, self.audio_in.name)
