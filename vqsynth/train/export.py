@@ -81,3 +81,20 @@ def make_test_model(folder, seed: int = 0, sample_rate: int = 16000, hop: int = 
     (folder / "README.md").write_text("# test-random\n\nRandom weights made by "
                                       "`vqsynth.train.export.make_test_model`, for tests only.\n")
     return folder
+
+
+def export_model_folder(folder, name, gen: Generator, encoder: Encoder, prior_table: dict, sample_rate: int,
+                        hop: int, presets: list, training_data: str, metrics: dict | None = None,
+                        version: str = "1.0"):
+    """Write a complete model folder from trained parts; validated by loading it back."""
+    from vqsynth.model.folder import load_model
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    export_generator(gen, folder / "generator.onnx")
+    export_encoder(encoder, folder / "encoder.onnx", sample_rate)
+    (folder / "prior.json").write_text(json.dumps(prior_table) + "\n")
+    write_model_json(folder, name, gen.cfg, sample_rate, hop, version=version, presets=presets,
+                     training_data=training_data, metrics=metrics or {})
+    load_model(folder)
+    return folder

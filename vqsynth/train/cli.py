@@ -1,0 +1,52 @@
+"""`vqsynth train STAGE`: the training pipeline of vqsynth/train/pipeline.py, stage by stage.
+
+    vqsynth train all --corpus corpus --runs runs --name vqsynth-gm
+runs every stage in order; each resumes from its checkpoint, and a finished stage is skipped.
+"""
+
+from __future__ import annotations
+
+STAGES = ["encoder", "encode", "prior", "teacher", "generator", "export", "all"]
+
+
+def add_arguments(parser):
+    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("--corpus", default="corpus", help="corpus folder (vqsynth data build) [corpus]")
+    parser.add_argument("--runs", default="runs", help="folder of the training runs [runs]")
+    parser.add_argument("--hop", type=int, default=160, help="frame hop in samples at the corpus rate [160]")
+    parser.add_argument("--encoder-steps", type=int, default=1500)
+    parser.add_argument("--teacher-steps", type=int, default=1500)
+    parser.add_argument("--generator-steps", type=int, default=4000)
+    parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T [2.0]")
+    parser.add_argument("--name", default="vqsynth-gm", help="model name for export [vqsynth-gm]")
+    parser.add_argument("--out", default=None, help="model folder to export to [models/NAME]")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads [2]")
+
+
+def run(args):
+    import torch
+
+    from vqsynth.train import pipeline as P
+
+    torch.set_num_threads(args.threads)
+    notes = P.Notes(args.corpus, "train")
+    todo = STAGES[:-1] if args.stage == "all" else [args.stage]
+    encoded = soft = None
+    for stage in todo:
+        print(f"== {stage}", flush=True)
+        if stage == "encoder":
+            P.stage_encoder(notes, args.runs, args.hop, args.encoder_steps)
+        elif stage == "encode":
+            encoded = P.stage_encode(notes, args.runs, args.hop)
+        elif stage == "prior":
+            P.stage_prior(notes, args.runs, args.hop, encoded or P.stage_encode(notes, args.runs, args.hop))
+        elif stage == "teacher":
+            P.stage_teacher(notes, args.runs, args.teacher_steps)
+            soft = P.soft_labels(notes, args.runs, args.temperature)
+        elif stage == "generator":
+            encoded = encoded or P.stage_encode(notes, args.runs, args.hop)
+            soft = soft if soft is not None else P.soft_labels(notes, args.runs, args.temperature)
+            P.stage_generator(notes, args.runs, args.hop, encoded, soft, args.generator_steps)
+        elif stage == "export":
+            P.stage_export(notes, args)
+    return 0

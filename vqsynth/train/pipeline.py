@@ -1,0 +1,196 @@
+"""The training pipeline, stage by stage, each resumable and each skipped once its output exists.
+
+    corpus --> [encoder]  VQCPC encoder (runs/vqcpc)
+           --> [encode]   tokens of every tonal note (runs/vqcpc/tokens.npz)
+           --> [prior]    token prior fitted on those tokens (runs/prior.json)
+           --> [teacher]  mel classifier: family soft labels (runs/teacher), also the eval judge
+           --> [generator] WGAN-GP + spectral loss (runs/gan)
+           --> [export]   models/NAME (generator.onnx, encoder.onnx, prior.json, model.json)
+
+Everything reads the corpus through `Notes`, a thin view on vqsynth.data's Corpus.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vqsynth.model.constants import FAMILIES, TIMBRE_ATTRIBUTES
+
+TIMBRE_NAMES = [n for n, _ in TIMBRE_ATTRIBUTES]
+
+
+class Notes:
+    """The tonal notes of a corpus split as arrays a trainer samples from (memory-mapped audio)."""
+
+    def __init__(self, corpus_dir, split="train", subset="tonal"):
+        from vqsynth.data.corpus import Corpus
+
+        self.corpus = Corpus(corpus_dir)
+        self.split_name = split
+        self.sample_rate = self.corpus.sample_rate
+        self.index = np.asarray(self.corpus.split(split, subset=subset))
+        if len(self.index) == 0:
+            raise ValueError(f"{corpus_dir}: no {subset} notes in the '{split}' split")
+        labels = self.corpus.labels
+        self.pitch = np.asarray(labels["pitch"])[self.index]
+        self.velocity = np.asarray(labels["velocity"])[self.index]
+        self.family = np.asarray(labels["family"])[self.index]
+        self.timbre = np.stack([np.asarray(labels[n], dtype=np.float32)[self.index] for n in TIMBRE_NAMES], 1)
+        self.note_off_s = float(self.corpus.note_off_s(subset))
+
+    def __len__(self):
+        return len(self.index)
+
+    def audio(self, rows):
+        return np.stack([self.corpus.audio(int(self.index[r])) for r in rows]).astype(np.float32)
+
+
+def _run(runs, name):
+    return Path(runs) / name
+
+
+def stage_encoder(notes: Notes, runs, hop, steps):
+    from vqsynth.train.vqcpc import train_vqcpc
+
+    length = notes.sample_rate  # 1-s excerpts, anywhere in the note (attack, hold, release)
+
+    def sample(batch, rng):
+        rows = rng.integers(0, len(notes), batch)
+        audio = notes.audio(rows)
+        starts = rng.integers(0, audio.shape[1] - length, batch)
+        return np.stack([a[s:s + length] for a, s in zip(audio, starts)])
+
+    return train_vqcpc(sample, _run(runs, "vqcpc"), notes.sample_rate, hop, steps=steps)
+
+
+def load_encoder(runs, sample_rate, hop):
+    from vqsynth.train.vqcpc import VQCPC
+
+    model = VQCPC(sample_rate, hop)
+    state = torch.load(_run(runs, "vqcpc") / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def stage_encode(notes: Notes, runs, hop, batch=16):
+    """Tokens and per-frame levels of every note of the split (for the prior and the GAN)."""
+    out = _run(runs, "vqcpc") / f"tokens-{notes.split_name}.npz"
+    if out.exists():
+        return dict(np.load(out))
+    enc = load_encoder(runs, notes.sample_rate, hop).encoder
+    tokens, levels = [], []
+    with torch.no_grad():
+        for i in range(0, len(notes), batch):
+            audio = notes.audio(range(i, min(i + batch, len(notes))))
+            tokens.append(enc(torch.from_numpy(audio)).numpy().astype(np.int8))
+            frames = audio[:, : audio.shape[1] // hop * hop].reshape(audio.shape[0], -1, hop)
+            levels.append((10 * np.log10((frames ** 2).mean(-1) + 1e-10)).astype(np.float16))
+    result = {"tokens": np.concatenate(tokens), "level_db": np.concatenate(levels)}
+    np.savez(out, **result)
+    return result
+
+
+def stage_prior(notes: Notes, runs, hop, encoded):
+    from vqsynth.train.prior_fit import fit_prior
+
+    out = Path(runs) / "prior.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    note_off = np.full(len(notes), int(round(notes.note_off_s * notes.sample_rate / hop)))
+    table = fit_prior(encoded["tokens"].astype(np.int64), note_off, notes.velocity,
+                      encoded["level_db"].astype(np.float32))
+    out.write_text(json.dumps(table))
+    return table
+
+
+def stage_teacher(notes: Notes, runs, steps, lo=21):
+    from vqsynth.train.classifier import train_classifier
+
+    length = notes.sample_rate
+
+    def sample(batch, rng):
+        rows = rng.integers(0, len(notes), batch)
+        audio = notes.audio(rows)[:, :length * 2]
+        starts = rng.integers(0, length, batch)
+        clips = np.stack([a[s:s + length] for a, s in zip(audio, starts)])
+        return clips, notes.pitch[rows] - lo, notes.family[rows]
+
+    return train_classifier(sample, _run(runs, "teacher"), notes.sample_rate, steps=steps)
+
+
+def load_teacher(runs, sample_rate):
+    from vqsynth.train.classifier import MelClassifier
+
+    model = MelClassifier(sample_rate)
+    state = torch.load(_run(runs, "teacher") / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def soft_labels(notes: Notes, runs, temperature=2.0, batch=32):
+    """DarkGAN's distillation targets: the teacher's family probabilities at temperature T."""
+    out = _run(runs, "teacher") / f"soft-{notes.split_name}-T{temperature:g}.npy"
+    if out.exists():
+        return np.load(out)
+    teacher = load_teacher(runs, notes.sample_rate)
+    probs = []
+    with torch.no_grad():
+        for i in range(0, len(notes), batch):
+            audio = notes.audio(range(i, min(i + batch, len(notes))))[:, :notes.sample_rate]
+            _, logits = teacher(torch.from_numpy(audio))
+            probs.append(torch.softmax(logits / temperature, -1).numpy())
+    probs = np.concatenate(probs).astype(np.float32)
+    np.save(out, probs)
+    return probs
+
+
+def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seconds=4.0):
+    from vqsynth.train.gan import train_gan
+    from vqsynth.train.generator import GeneratorConfig
+
+    cfg = GeneratorConfig(n_attrs=len(TIMBRE_NAMES) + len(FAMILIES))
+    T = int(seconds * notes.sample_rate / hop)
+    tokens = encoded["tokens"].astype(np.int64)
+
+    def sample(b, rng):
+        rows = rng.integers(0, len(notes), b)
+        audio = notes.audio(rows)[:, :T * hop]
+        attrs = np.concatenate([notes.timbre[rows], soft[rows]], axis=1)
+        return {"audio": torch.from_numpy(audio), "pitch": torch.from_numpy(notes.pitch[rows].astype(np.float32)),
+                "attrs": torch.from_numpy(attrs.astype(np.float32)),
+                "tokens": torch.from_numpy(tokens[rows, :T])}
+
+    return train_gan(sample, _run(runs, "gan"), cfg, notes.sample_rate, hop, len(TIMBRE_NAMES),
+                     steps=steps, batch=batch)
+
+
+def load_generator(runs):
+    from vqsynth.train.generator import Generator, GeneratorConfig
+
+    cfg = GeneratorConfig(n_attrs=len(TIMBRE_NAMES) + len(FAMILIES))
+    gen = Generator(cfg)
+    state = torch.load(_run(runs, "gan") / "checkpoint.pt", map_location="cpu", weights_only=False)
+    gen.load_state_dict(state["G"])
+    return gen.eval(), state["step"], state.get("elapsed", 0.0)
+
+
+def stage_export(notes: Notes, args):
+    from vqsynth.model.folder import models_dir
+    from vqsynth.train.export import export_model_folder
+
+    gen, steps, elapsed = load_generator(args.runs)
+    encoder = load_encoder(args.runs, notes.sample_rate, args.hop).encoder
+    prior = json.loads((Path(args.runs) / "prior.json").read_text())
+    rng = np.random.default_rng(2026)
+    presets = [{"name": f"seed-{i}", "z": rng.standard_normal(gen.cfg.z_size).round(4).tolist()} for i in range(8)]
+    out = Path(args.out) if args.out else models_dir() / args.name
+    info = {"corpus": str(args.corpus), "notes_train": len(notes), "generator_steps": steps,
+            "generator_wall_time_s": round(elapsed), "distillation_temperature": args.temperature}
+    export_model_folder(out, args.name, gen, encoder, prior, notes.sample_rate, args.hop, presets,
+                        training_data=json.dumps(info))
+    print(f"exported {out}")
+    return out
