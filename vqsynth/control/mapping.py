@@ -196,7 +196,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
     cc = {}
     for num, spec in _table(blank, ("midi", "cc"), midi.get("cc", {})).items():
         key = ("midi", "cc", num)
-        if not num.isdigit() or not 0 <= int(num) <= 127:
+        if not (num.isascii() and num.isdigit()) or not 0 <= int(num) <= 127:  # "²".isdigit(), yet int("²") fails
             raise blank.error(key, "a CC number must be 0..127")
         if int(num) in FIXED:
             raise blank.error(key, f"CC {num} is {FIXED[int(num)].name} ({FIXED[int(num)].doc}); "

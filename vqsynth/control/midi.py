@@ -55,8 +55,22 @@ class MidiController:
             "program_change": lambda m, t: self.engine.set_preset(m.program, t=t),
         }
 
+    def handle_bytes(self, data, t: float | None = None):
+        """One MIDI event as a port hands it over (JACK, RtMidi: whole messages, no running
+        status): applied, or counted as malformed and logged once. Never raises."""
+        try:
+            msg = mido.Message.from_bytes(data)
+        except Exception as exc:  # mido 1.3 raises IndexError, not ValueError, on a truncated pitch bend (e0 00)
+            self.count("malformed", f"{bytes(data)[:32].hex()}: {type(exc).__name__}: {exc}")
+            return
+        if len(msg.bytes()) != len(data):  # mido reads a pitch bend from the first 3 bytes and ignores the rest
+            self.count("malformed", f"{bytes(data)[:32].hex()}: {len(data)} bytes for a {msg.type}")
+            return
+        self.handle(msg, t)
+
     def handle(self, msg: mido.Message, t: float | None = None):
         """Apply one message; problems are counted and logged once per kind, never raised."""
+        self.counters["messages"] += 1
         handler = self._by_type.get(msg.type)
         if handler is None:
             self.count(f"unhandled {msg.type}", "this message type does nothing here")
@@ -66,6 +80,9 @@ class MidiController:
                 handler(msg, t)
             except ValueError as exc:  # the engine's InputError: a value it cannot use
                 self.count(f"rejected {msg.type}", str(exc))
+            except Exception as exc:  # a bug: counted and logged, never raised into a port's thread
+                log.exception("MIDI handler failed on %s", msg)
+                self.count("handler errors", repr(exc))
 
     def count(self, kind: str, detail: str = ""):
         self.counters[kind] += 1

@@ -83,6 +83,9 @@ def _z(req, *values):
             raise ArgError(f"a single value is a seed and must be whole, got {values[0]}")
         req.server.engine.set_z(int(values[0]), t=req.t)
     else:
+        if max(abs(v) for v in values) > Z_LIMIT:  # a generator fed z in the 1e8s outputs NaN
+            raise ArgError(f"z values must be within ±{Z_LIMIT:g} (z is a standard normal vector), "
+                           f"got {max(values, key=abs):g}")
         req.server.engine.set_z([float(v) for v in values], t=req.t)
     req.done()
 
@@ -103,6 +106,18 @@ def _status(req):
               int(s["sample_rate"]), float(s["latency_ms"]))
 
 
+def _counters(req):
+    """Every counter as name value pairs: osc.*, midi.* (per-number kinds summed), engine.*."""
+    midi = {}
+    for kind, n in list(req.server.controller.counters.items()):
+        kind = re.sub(r"(\s+\S*\d\S*)+$", "", kind)  # "unmapped CC 40" -> "unmapped CC"
+        midi[kind] = midi.get(kind, 0) + n
+    pairs = [(f"osc.{k}", v) for k, v in list(req.server.counters.items())]
+    pairs += [(f"midi.{k}", v) for k, v in midi.items()]
+    pairs += [(f"engine.{k}", v) for k, v in list(req.server.engine.counters.items())]
+    req.reply("/counters.reply", *[x for k, v in sorted(pairs) for x in (k, int(v))])
+
+
 def _subscribe(req, on=1):
     req.server.subscribe(req.sender, bool(on))
     req.done()
@@ -113,6 +128,8 @@ def _sync(req, sync_id):
 
 
 NUMBER, INT = "number", "int"
+Z_LIMIT = 100.0
+INT32 = (-2**31, 2**31 - 1)  # what an OSC `i` carries, so a reply can echo it
 _SUBSCRIBE_DOC = ("1 (default): push `/vqsynth/state/<kind> values...` on every change (attr name "
                   "value; preset index name; z) and `/vqsynth/level db voices` 10 times a second to "
                   "the sender; 0: stop")
@@ -143,11 +160,15 @@ ADDRESSES = [
             "/done /vqsynth/panic"),
     Address("/vqsynth/status", (), _status, "ask for the engine's state",
             "/status.reply voices cpu_load underruns sample_rate latency_ms"),
+    Address("/vqsynth/counters", (), _counters,
+            "every counter: OSC packets, messages, refusals by kind and datagrams dropped when the receive "
+            "buffer was full; MIDI messages, malformed, dropped, refusals; the engine's notes, steals, "
+            "underruns, starved blocks", "/counters.reply name value ..."),
     Address("/vqsynth/subscribe", (Arg("on", INT, optional=True, range=(0, 1)),), _subscribe, _SUBSCRIBE_DOC,
             "/done /vqsynth/subscribe"),
     Address("/vqsynth/notify", (Arg("on", INT, optional=True, range=(0, 1)),), _subscribe,
             "scsynth-style alias of /vqsynth/subscribe", "/done /vqsynth/notify"),
-    Address("/vqsynth/sync", (Arg("id", INT),), _sync,
+    Address("/vqsynth/sync", (Arg("id", INT, range=INT32),), _sync,
             "barrier: answered once everything sent before it has been handled", "/synced id"),
 ]
 

@@ -14,6 +14,8 @@ import errno
 import logging
 import queue
 import socket
+import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -25,6 +27,9 @@ from vqsynth.control.osc_packet import OscParseError, build, parse
 log = logging.getLogger("vqsynth.control.osc")
 
 MAX_DATAGRAM = 65535
+MAX_ECHO = 256  # characters of a sender's address echoed back in /fail
+# Linux tells, with each datagram, how many the kernel dropped because the receive buffer was full
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
 
 
 class OscPortInUse(OSError):
@@ -66,6 +71,13 @@ class OscServer:
                                    "(--osc-port) or stop that program") from None
             raise
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # ride out bursts
+        self._kernel_drops = None  # None: this OS cannot count datagrams lost to a full buffer
+        if SO_RXQ_OVFL is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+                self._kernel_drops = 0
+            except OSError:
+                pass
         sock.settimeout(1.0)  # stop() wakes the loop at once; this is the fallback
         self.sock, self.port, self.running = sock, sock.getsockname()[1], True
         self.engine.add_listener(self._on_engine_event)
@@ -99,7 +111,11 @@ class OscServer:
     def _receive_loop(self):
         while self.running:
             try:
-                dgram, sender = self.sock.recvfrom(MAX_DATAGRAM)
+                if self._kernel_drops is None:
+                    dgram, sender = self.sock.recvfrom(MAX_DATAGRAM)
+                else:
+                    dgram, ancillary, _, sender = self.sock.recvmsg(MAX_DATAGRAM, socket.CMSG_SPACE(4))
+                    self._note_drops(ancillary)
             except socket.timeout:
                 continue
             except OSError as exc:  # e.g. Windows reports an earlier reply's ICMP unreachable here
@@ -112,6 +128,17 @@ class OscServer:
             except Exception:  # a bug in a handler must not stop OSC input
                 log.exception("OSC packet from %s failed", sender)
                 self.counters["errors"] += 1
+
+    def _note_drops(self, ancillary):
+        """Datagrams the kernel dropped (receive buffer full: a sender faster than we read)."""
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(data) >= 4:
+                total = struct.unpack("=I", data[:4])[0]
+                if total > self._kernel_drops:
+                    self.counters["dropped"] += total - self._kernel_drops - 1  # _count adds the last one
+                    self._kernel_drops = total
+                    self._count("dropped", f"{total} datagrams lost so far: the receive buffer was full "
+                                           "(a sender faster than vqsynth reads)")
 
     def handle_packet(self, dgram: bytes, sender, now: float, wall: float):
         """Parse one datagram and dispatch its messages in order; `now`/`wall`: arrival times."""
@@ -166,13 +193,19 @@ class OscServer:
     # ------------------------------------------------------------ sending
     def send(self, to, address: str, *args):
         try:
-            self.sock.sendto(build(address, *args), to)
+            dgram = build(address, *args)
+        except Exception as exc:  # python-osc's BuildError: a value OSC cannot carry
+            self._count("send errors", f"cannot build {address}: {exc}")
+            return
+        try:
+            self.sock.sendto(dgram, to)
         except OSError as exc:
             self._count("send errors", str(exc))
 
     def _fail(self, sender, address: str, why: str, counter: str):
-        self._count(counter, f"{address}: {why}")
-        self.send(sender, "/fail", address, why)
+        self._count(counter, f"{address[:MAX_ECHO]}: {why[:MAX_ECHO]}")
+        # an address or a reason that echoes a huge argument is cut, so the reply always fits a datagram
+        self.send(sender, "/fail", _cut(address, MAX_ECHO), _cut(why, 4 * MAX_ECHO))
 
     def _count(self, kind: str, detail: str):
         self.counters[kind] += 1
@@ -204,6 +237,10 @@ class OscServer:
                     s = self.engine.status()
                     for client in list(self.subscribers):
                         self.send(client, "/vqsynth/level", float(s["level_db"]), int(s["voices"]))
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
 
 
 def _leading_address(dgram: bytes) -> str:

@@ -11,6 +11,7 @@ ring and a writer thread drains it to disk, so the audio thread never touches th
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -87,6 +88,11 @@ class Backend:
         if self.recorder is not None:
             self.recorder.close()
             self.recorder = None
+
+    def poll(self) -> list[str]:
+        """Called by `serve` about twice a second, never in the audio thread: lines to print about
+        the device (lost, back); raises AudioError when the sound cannot go on in this process."""
+        return []
 
     @property
     def description(self):
@@ -192,11 +198,29 @@ class SoundDeviceBackend(Backend):
         self.stream.start()
         self.engine.clock.latency = self.engine.block_size + 32
         self.output_latency = float(self.stream.latency)
+        self.lost = None
+        self._seen = (time.monotonic(), self.engine.samples_out)
+
+    def poll(self) -> list[str]:
+        now, samples = time.monotonic(), self.engine.samples_out
+        if samples != self._seen[1]:
+            self._seen = (now, samples)
+        elif self.lost is None and (not self.stream.active or now - self._seen[0] > 2.0):
+            self.lost = "stopped" if not self.stream.active else "no callback for 2 s"
+        if self.lost is not None:
+            # PortAudio cannot reopen a stream whose server or device died (closing it hangs, and
+            # pa_jack asserts at exit): a clean exit, so a supervisor restarts vqsynth, is the way back
+            raise AudioError(f"the audio stream on '{self.device_name}' {self.lost}: the device was unplugged "
+                             "or its server (JACK, PulseAudio) went away. PortAudio cannot reopen it inside "
+                             "this process, so vqsynth exits (status 3): start it again, or let a supervisor do "
+                             "it (systemd Restart=on-failure); --audio jack reconnects by itself")
+        return []
 
     def stop(self):
         try:
-            self.stream.stop()
-            self.stream.close()
+            if getattr(self, "lost", None) is None:  # a dead stream hangs in stop/close: leave it
+                self.stream.stop()
+                self.stream.close()
         finally:
             self.close()
 
@@ -232,16 +256,21 @@ class JackBackend(Backend):
             self.client.close()
             raise AudioError(f"JACK runs at {sr} Hz with {bs}-frame periods: start vqsynth with "
                              f"--sample-rate {sr} --block-size {bs}")
-        self.outs = [self.client.outports.register(f"out_{i + 1}") for i in range(channels)]
-        self.controller = controller
-        self.midi_in = self.client.midi_inports.register("midi_in") if controller is not None else None
-        self.connect = connect
-        self.midi_errors = 0
-        self.client.set_process_callback(self._process)
-        self.client.set_xrun_callback(self._xrun)
-        import mido
+        self.name, self.controller, self.connect = name, controller, connect
+        self.lost = None  # why the server went away, set by JACK's shutdown callback
+        self.standin = None  # a paced null backend that keeps the engine's clock going meanwhile
+        self.connections: set = set()  # (our port's short name, the other port's full name)
+        self.missing: set = set()  # connections whose other port disappeared: restored if it returns
+        self._next_try, self._told = 0.0, False
+        self._setup(self.client)
 
-        self._parse = mido.Message.from_bytes
+    def _setup(self, client):
+        self.client = client
+        self.outs = [client.outports.register(f"out_{i + 1}") for i in range(self.channels)]
+        self.midi_in = client.midi_inports.register("midi_in") if self.controller is not None else None
+        client.set_process_callback(self._process)
+        client.set_xrun_callback(self._xrun)
+        client.set_shutdown_callback(self._on_shutdown)
 
     def _xrun(self, delay):
         self.engine.counters["underruns"] += 1
@@ -250,13 +279,8 @@ class JackBackend(Backend):
         try:
             if self.midi_in is not None:
                 first = self.engine.samples_out
-                for offset, data in self.midi_in.incoming_midi_events():
-                    try:
-                        msg = self._parse(bytes(data))
-                    except (ValueError, TypeError):
-                        self.midi_errors += 1
-                        continue
-                    self.controller.handle(msg, self.engine.clock.time_of(first + offset))
+                for offset, data in self.midi_in.incoming_midi_events():  # malformed ones: counted there
+                    self.controller.handle_bytes(bytes(data), self.engine.clock.time_of(first + offset))
             mono = self._fill(frames)
             for port in self.outs:
                 port.get_array()[:] = mono
@@ -268,18 +292,109 @@ class JackBackend(Backend):
     def start(self):
         self.client.activate()
         if self.connect:
-            for src, dst in zip(self.outs, self.client.get_ports(is_physical=True, is_input=True, is_audio=True)):
-                try:
-                    self.client.connect(src, dst)
-                except Exception:
-                    pass
+            self._connect_physical()
+
+    def _connect_physical(self):
+        for src, dst in zip(self.outs, self.client.get_ports(is_physical=True, is_input=True, is_audio=True)):
+            try:
+                self.client.connect(src, dst)
+            except Exception:
+                pass
 
     def stop(self):
         try:
-            self.client.deactivate()
-            self.client.close()
+            if self.standin is not None:
+                self.standin.stop()
+            self.client.deactivate(ignore_errors=True)
+            self.client.close(ignore_errors=True)
         finally:
             self.close()
+
+    # ------------------------------------------------ the server going away and coming back
+    def _on_shutdown(self, status, reason):
+        """JACK's thread, when the server goes away: note it only; poll() does the rest."""
+        self.lost = reason or "the JACK server stopped"
+
+    def poll(self) -> list[str]:
+        """The JACK server gone (keep time with a stand-in, release notes whose note-off cannot
+        come, reconnect every second: a performer gets the instrument back as it was) or a
+        connected port gone (say so, reconnect it when a port of that name returns)."""
+        if self.lost is not None:
+            return self._reconnect()
+        said, client = [], self.client
+        try:
+            now = {(mine.shortname, other.name) for mine in self.outs + [self.midi_in] if mine is not None
+                   for other in client.get_all_connections(mine)}
+            for mine, other in self.connections - now:
+                if not client.get_ports("^" + re.escape(other) + "$"):
+                    self.missing.add((mine, other))
+                    said.append(f"JACK port '{other}' disappeared (it was connected to {mine}): "
+                                "reconnected if it comes back; everything else plays on")
+            for mine, other in list(self.missing - now):
+                if client.get_ports("^" + re.escape(other) + "$") and self._join(mine, other):
+                    self.missing.discard((mine, other))
+                    now.add((mine, other))
+                    said.append(f"JACK port '{other}' is back: reconnected to {mine}")
+        except Exception:  # the server died under us: the shutdown callback says so next time
+            return said
+        self.connections = now
+        return said
+
+    def _join(self, mine, other) -> bool:
+        ours = f"{self.client.name}:{mine}"
+        try:
+            self.client.connect(*((ours, other) if mine.startswith("out_") else (other, ours)))
+            return True
+        except Exception:
+            return False
+
+    def _reconnect(self) -> list[str]:
+        import jack
+
+        said = []
+        if not self._told:
+            self._told = True
+            # close the dead client now: libjack's shared state must be gone before a new client is
+            # made (closing it after opening the new one crashes libjack)
+            self.client.deactivate(ignore_errors=True)
+            self.client.close(ignore_errors=True)
+            if self.controller is not None:  # their note-offs and pedal-ups cannot arrive: no hanging notes
+                for ch in range(16):
+                    self.controller.control_change(ch, 121, 0)
+                    self.controller.control_change(ch, 123, 0)
+            self.standin = NullBackend(self.engine)
+            self.standin.start()
+            said.append(f"JACK server gone ({self.lost}): no audio and no JACK MIDI until it is back; "
+                        "OSC still works; trying to reconnect every second")
+        if time.monotonic() < self._next_try:
+            return said
+        self._next_try = time.monotonic() + 1.0
+        jack.set_error_function(lambda message: None)  # libjack would print 4 lines a try while down
+        try:
+            client = jack.Client(self.name, no_start_server=True)
+        except jack.JackOpenError:
+            return said
+        finally:
+            jack.set_error_function()
+        if client.samplerate != self.engine.sample_rate or client.blocksize != self.engine.block_size:
+            sr, bs = client.samplerate, client.blocksize
+            client.close()
+            raise AudioError(f"JACK came back at {sr} Hz with {bs}-frame periods, but this vqsynth runs at "
+                             f"{self.engine.sample_rate} Hz / {self.engine.block_size}: restart it with "
+                             f"--sample-rate {sr} --block-size {bs}")
+        self.standin.stop()
+        self.standin = None
+        self._setup(client)
+        self.lost, self._told = None, False
+        client.activate()
+        wanted = self.connections | self.missing
+        joined = {c for c in wanted if self._join(*c)}
+        self.connections, self.missing = joined, wanted - joined
+        if not wanted and self.connect:
+            self._connect_physical()
+        said.append(f"JACK server is back: audio{' and MIDI' if self.midi_in is not None else ''} resumed as "
+                    f"'{client.name}', {len(joined)} of {len(wanted)} connections restored")
+        return said
 
     @property
     def description(self):

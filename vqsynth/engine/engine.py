@@ -81,7 +81,7 @@ class Engine:
         self.settings_changed_at = 0.0
         # counters and meters
         self.counters = dict(underruns=0, starved=0, late_notes=0, notes=0, steals=0, cache_hits=0,
-                             out_of_range=0, callback_errors=0)
+                             out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0)
         self.level_db = -120.0
         self.callback_load = 0.0
         self.render_load = 0.0
@@ -403,7 +403,14 @@ class Engine:
         builder = None
         while self.running:
             t0 = time.perf_counter()
-            did = self.render_step(self.clock.now_sample())
+            try:
+                did = self.render_step(self.clock.now_sample())
+            except Exception:  # a bug must not end the render thread: every voice would starve for good
+                self.counters["render_errors"] += 1
+                if self.counters["render_errors"] == 1:
+                    import logging
+                    logging.getLogger("vqsynth.engine").exception("render step failed (counted; logged once)")
+                did = False
             if not did:
                 if builder is None and self.use_cache and self.cache_version != self.settings_version and \
                         time.monotonic() - self.settings_changed_at > 0.05:
@@ -448,6 +455,10 @@ class Engine:
             z = self.slot_z[sel]
         frames, state = self.model.generate(z, pitch, attrs, tokens, state)
         audio = self.synth.render(sel, frames, f0)
+        bad = ~np.isfinite(audio).all(axis=1)  # a model that blew up (NaN/inf) must not reach the output
+        if bad.any():
+            audio[bad], state[bad] = 0.0, 0.0
+            self.counters["nonfinite"] += int(bad.sum())
         with self.lock:
             for k, i in enumerate(need):
                 if s.generation[i] != gens[k] or i in self.pending:
@@ -455,7 +466,9 @@ class Engine:
                 self.gen_state[i] = state[k]
                 note, out = s.notes[i], audio[k]
                 finished = False
-                if note is not None and note.tokens.done:
+                if bad[k]:  # end that voice: silence now, not NaN
+                    finished = True
+                elif note is not None and note.tokens.done:
                     note.done_frames += 1
                     finished = np.abs(out).max() < 1e-4 or note.done_frames >= self.max_tail_frames
                     if finished:  # the model left a tail: fade it rather than click
@@ -525,7 +538,8 @@ class Engine:
             synth.reset(idx, f0)
             audio = synth.render(idx, frames, np.repeat(f0[:, None], T, 1))
             for k, (p, b, _) in enumerate(part):
-                entries[(p, b)] = (audio[k], (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
+                if np.isfinite(audio[k]).all():  # a NaN attack is left out: that note renders (and is checked) live
+                    entries[(p, b)] = (audio[k], (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
             if version != self.settings_version:
                 return  # settings moved on: this cache would be stale
             yield

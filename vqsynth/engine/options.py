@@ -35,11 +35,14 @@ def build_engine(args):
         raise UserError(str(exc)) from None
 
 
-def load_mapping_or_fail(path):
+def load_mapping_or_fail(path, model=None):
     from vqsynth.cli import UserError
-    from vqsynth.control.mapping import MappingError, load_mapping
+    from vqsynth.control.mapping import MappingError, load_mapping, targets_for
 
     try:
-        return load_mapping(path)
+        mapping = load_mapping(path)
+        if model is not None:  # a target this model lacks is an error in the file too: say so here
+            mapping.resolve(targets_for(model))
+        return mapping
     except (MappingError, OSError) as exc:
         raise UserError(str(exc)) from None

@@ -8,8 +8,10 @@ from vqsynth.engine.options import add_engine_arguments
 
 
 def add_arguments(parser):
-    parser.add_argument("midi", help="a standard MIDI file")
-    parser.add_argument("-o", "--output", required=True, help="WAV file to write")
+    parser.add_argument("midi", nargs="?", help="a standard MIDI file")
+    parser.add_argument("-o", "--output", help="WAV file to write")
+    parser.add_argument("--examples", metavar="DIR", help="instead: render the model's demo folder into DIR "
+                        "(chromatic scale, 10 s held note, velocity sweep, attribute sweeps, latent walk)")
     parser.add_argument("--tail", type=float, default=2.0, help="seconds rendered after the last event [2.0]")
     add_engine_arguments(parser)
 
@@ -39,8 +41,18 @@ def run(args):
     from vqsynth.engine.offline import render
     from vqsynth.engine.options import build_engine, load_mapping_or_fail
 
+    from vqsynth.cli import UserError
+
+    if args.examples:
+        from vqsynth.engine.examples import render_examples
+
+        paths = render_examples(lambda: build_engine(args), args.examples)
+        print(f"{args.examples}: {len(paths)} examples ({', '.join(p.stem for p in paths)})")
+        return 0
+    if not args.midi or not args.output:
+        raise UserError("render needs a MIDI file and -o OUT.wav (or --examples DIR)")
     engine = build_engine(args)
-    controller = MidiController(engine, load_mapping_or_fail(args.mapping))
+    controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     events, length = midi_events(args.midi, controller)
     t0 = time.perf_counter()
     audio = render(engine, events, length, tail=args.tail)

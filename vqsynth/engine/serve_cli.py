@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 import time
 
@@ -55,7 +57,7 @@ def run(args):
 
     started = time.perf_counter()
     engine = build_engine(args)
-    controller = MidiController(engine, load_mapping_or_fail(args.mapping))
+    controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     try:
         backend = open_backend(args.audio, engine, record=args.record, device=args.device,
                                latency=_latency(args.latency), controller=None if args.no_midi else controller)
@@ -69,6 +71,7 @@ def run(args):
         raise UserError(str(exc)) from None
     midi = None
     stop = threading.Event()
+    audio_lost = False
     try:
         engine.start()  # warms the model and fills the attack cache before we say "ready"
         backend.start()
@@ -89,9 +92,18 @@ def run(args):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
+        next_status = time.monotonic() + args.status_every
         while not stop.is_set():
-            stop.wait(args.status_every if args.status_every > 0 else 0.5)
-            if args.status_every > 0:
+            stop.wait(0.5 if args.status_every <= 0 else min(0.5, args.status_every))
+            try:
+                for line in backend.poll():  # the device lost or back, a connected port gone or back
+                    print(f"vqsynth: {line}", flush=True)
+            except AudioError as exc:
+                print(f"vqsynth: {exc}", flush=True)
+                audio_lost = True
+                break
+            if args.status_every > 0 and time.monotonic() >= next_status:
+                next_status += args.status_every
                 s = engine.status()
                 print(f"voices {s['voices']}/{s['polyphony']} load {s['cpu_load']:.2f} underruns {s['underruns']} "
                       f"starved {s['starved']} level {s['level_db']} dB", flush=True)
@@ -108,4 +120,7 @@ def run(args):
         engine.stop()
     s = engine.status()
     print(f"vqsynth stopped: {s['notes']} notes, {s['underruns']} underruns, {s['starved']} starved blocks", flush=True)
+    if audio_lost:  # skip interpreter teardown: PortAudio's exit handler aborts on a dead JACK client
+        sys.stderr.flush()
+        os._exit(3)
     return 0

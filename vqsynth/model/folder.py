@@ -7,6 +7,7 @@ ModelError naming the file: the audio thread only ever sees a model that passed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,33 @@ def seed_z(seed: int, z_size: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(z_size).astype(np.float32)
 
 
+def _check_fields(meta: dict, z_size: int):
+    """The fields Model and the engine read, beyond the ones load_model converts itself: raises
+    TypeError/ValueError/KeyError, which load_model reports naming model.json."""
+    g = meta["generator"]
+    if int(g["n_harmonics"]) < 1 or int(g["n_noise"]) < 0 or not 0 < float(g["band_limit_hz"]) < math.inf:
+        raise ValueError("generator n_harmonics/n_noise/band_limit_hz out of range")
+    for part in (g, meta["encoder"], meta["prior"]):
+        if not isinstance(part.get("file", ""), str) or not isinstance(part.get("mode", ""), (str, type(None))):
+            raise TypeError("file names and the prior mode must be strings")
+    names = [a["name"] for a in meta["attributes"]]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ValueError("attribute names must be distinct, non-empty strings")
+    for a in meta["attributes"]:
+        lo, hi = (float(r) for r in a["range"])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= float(a["default"]) <= hi):
+            raise ValueError(f"attribute {a['name']}: range {a['range']} / default {a['default']} (finite, lo <= default <= hi)")
+    for p in meta.get("presets", []):
+        if not isinstance(p["name"], str):
+            raise TypeError(f"preset name {p['name']!r} is not a string")
+        if "z" in p:
+            z = np.asarray(p["z"], dtype=np.float64)
+            if z.ndim != 1 or not np.isfinite(z).all():
+                raise ValueError(f"preset {p['name']}: z must be a list of finite numbers")
+        else:
+            int(p["seed"])
+
+
 def load_model(folder, threads: int = 1) -> Model:
     folder = Path(folder)
     meta_path = folder / "model.json"
@@ -128,7 +156,8 @@ def load_model(folder, threads: int = 1) -> Model:
         state_shape = [int(s) for s in meta["generator"]["state_shape"]]
         for a in meta["attributes"]:
             a["name"], float(a["default"]), [float(r) for r in a["range"]]
-    except (TypeError, ValueError, KeyError) as exc:
+        _check_fields(meta, z_size)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise ModelError(f"{meta_path}: malformed field ({exc!r})") from None
     if not (8000 <= sr <= 192000) or not (16 <= hop <= sr // 10):
         raise ModelError(f"{meta_path}: sample_rate {sr} / hop {hop} out of range")
@@ -145,7 +174,7 @@ def load_model(folder, threads: int = 1) -> Model:
         prior = TokenPrior(json.loads(prior_path.read_text()), meta["prior"].get("mode"))
     except FileNotFoundError:
         raise ModelError(f"{prior_path}: file missing") from None
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
         raise ModelError(f"{prior_path}: malformed prior ({exc!r})") from None
     if prior.n_tokens != n_tokens:
         raise ModelError(f"{prior_path}: {prior.n_tokens} tokens, model.json says {n_tokens}")
@@ -160,6 +189,9 @@ def load_model(folder, threads: int = 1) -> Model:
     if frames.shape != (1, 2, model.frame_size) or state.shape[1:] != tuple(state_shape):
         raise ModelError(f"{gen_path}: output shapes {frames.shape}/{state.shape} do not match model.json "
                          f"(frame size {model.frame_size}, state {state_shape})")
+    for p in model.preset_table:
+        if "z" in p and len(p["z"]) != z_size:
+            raise ModelError(f"{meta_path}: preset {p['name']}: z has {len(p['z'])} values, z_size is {z_size}")
     return model
 
 
