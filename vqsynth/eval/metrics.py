@@ -40,7 +40,7 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> float:
     x, y = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     mu1, mu2 = x.mean(0), y.mean(0)
     s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     covmean = covmean.real
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2.0 * covmean))
 

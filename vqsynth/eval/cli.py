@@ -1,0 +1,28 @@
+"""`vqsynth eval MODEL`: the evaluation suite of vqsynth/eval/suite.py."""
+
+from __future__ import annotations
+
+
+def add_arguments(parser):
+    parser.add_argument("model", nargs="?", default=None, help="model folder or name [models/DEFAULT]")
+    parser.add_argument("--corpus", default="corpus", help="corpus folder (real data, test split) [corpus]")
+    parser.add_argument("--runs", default="runs", help="training runs (the judge is runs/teacher) [runs]")
+    parser.add_argument("--out", default="eval-out", help="where eval.md, eval.json and PNGs go [eval-out]")
+    parser.add_argument("--quick", action="store_true", help="CI-sized: a few minutes on 2 cores")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args):
+    from vqsynth.cli import UserError
+    from vqsynth.data.corpus import CorpusError
+    from vqsynth.eval.suite import run_suite
+    from vqsynth.model.folder import ModelError, resolve_model
+
+    try:
+        result = run_suite(resolve_model(args.model), args.corpus, args.runs, args.out, args.quick, args.seed)
+    except (ModelError, CorpusError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from None
+    from vqsynth.eval.suite import markdown
+
+    print(markdown(result))
+    return 0
