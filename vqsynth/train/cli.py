@@ -17,6 +17,10 @@ def add_arguments(parser):
     parser.add_argument("--encoder-steps", type=int, default=1500)
     parser.add_argument("--teacher-steps", type=int, default=1500)
     parser.add_argument("--generator-steps", type=int, default=4000)
+    parser.add_argument("--generator-minutes", type=float, default=None,
+                        help="stop the generator stage after this many minutes (resume later) [no limit]")
+    parser.add_argument("--batch", type=int, default=8, help="generator batch (whole 4-s notes) [8]")
+    parser.add_argument("--warmup", type=int, default=400, help="spectral-only steps before the critics join [400]")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T [2.0]")
     parser.add_argument("--name", default="vqsynth-gm", help="model name for export [vqsynth-gm]")
     parser.add_argument("--out", default=None, help="model folder to export to [models/NAME]")
@@ -46,7 +50,8 @@ def run(args):
         elif stage == "generator":
             encoded = encoded or P.stage_encode(notes, args.runs, args.hop)
             soft = soft if soft is not None else P.soft_labels(notes, args.runs, args.temperature)
-            P.stage_generator(notes, args.runs, args.hop, encoded, soft, args.generator_steps)
+            P.stage_generator(notes, args.runs, args.hop, encoded, soft, args.generator_steps, batch=args.batch,
+                              max_minutes=args.generator_minutes, warmup=args.warmup)
         elif stage == "export":
             P.stage_export(notes, args)
     return 0

@@ -145,8 +145,12 @@ class GanTrainer:
 
 
 def train_gan(sample_batch, run_dir, cfg: GeneratorConfig, sample_rate, hop, n_timbre, steps=5000,
-              batch=8, warmup=500, log_every=20):
-    """sample_batch(batch, rng) -> dict of tensors (audio, pitch, attrs, tokens). Resumable."""
+              batch=8, warmup=500, log_every=20, max_minutes=None):
+    """sample_batch(batch, rng) -> dict of tensors (audio, pitch, attrs, tokens). Resumable;
+    stops early (and saves) after max_minutes of this session's wall time."""
+    import time
+
+    started = time.time()
     from vqsynth.train.run import Run
 
     trainer = GanTrainer(cfg, sample_rate, hop, n_timbre)
@@ -154,6 +158,9 @@ def train_gan(sample_batch, run_dir, cfg: GeneratorConfig, sample_rate, hop, n_t
     rng = np.random.default_rng(run.step + 1)
     acc = {}
     while run.step < steps:
+        if max_minutes is not None and time.time() - started > 60 * max_minutes:
+            run.log_line({"event": "time budget reached", "step": run.step})
+            break
         logs = trainer.step(sample_batch(batch, rng), adversarial=run.step >= warmup)
         for k, v in logs.items():
             acc.setdefault(k, []).append(v)

@@ -46,7 +46,8 @@ class Notes:
         return len(self.index)
 
     def audio(self, rows):
-        return np.stack([self.corpus.audio(int(self.index[r])) for r in rows]).astype(np.float32)
+        """Peak-normalised notes at half scale: headroom for the model and for chords."""
+        return 0.5 * np.stack([self.corpus.audio(int(self.index[r])) for r in rows]).astype(np.float32)
 
 
 def _run(runs, name):
@@ -148,7 +149,8 @@ def soft_labels(notes: Notes, runs, temperature=2.0, batch=32):
     return probs
 
 
-def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seconds=4.0):
+def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seconds=4.0, max_minutes=None,
+                    warmup=400):
     from vqsynth.train.gan import train_gan
     from vqsynth.train.generator import GeneratorConfig
 
@@ -165,7 +167,7 @@ def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seco
                 "tokens": torch.from_numpy(tokens[rows, :T])}
 
     return train_gan(sample, _run(runs, "gan"), cfg, notes.sample_rate, hop, len(TIMBRE_NAMES),
-                     steps=steps, batch=batch)
+                     steps=steps, batch=batch, warmup=warmup, max_minutes=max_minutes)
 
 
 def load_generator(runs):

@@ -109,6 +109,7 @@ class VQCPC(nn.Module):
 
     def forward(self, audio):
         z = self.encoder.latent(audio)  # [B,32,T]
+        self.last_latent = z.detach().transpose(1, 2).reshape(-1, z.shape[1])
         q, tokens, vq_loss = self.encoder.vq(z, self.beta)
         q = q.transpose(1, 2)  # [B,T,32]
         c = self.context(self.gru(q)[0])  # [B,T,512]
@@ -151,6 +152,13 @@ def train_vqcpc(sample_batch, run_dir, sample_rate, hop, steps=3000, batch=16, l
         loss.backward()
         opt.step()
         run.step += 1
+        if run.step % 50 == 0:  # revive dead codes on random encoder outputs (codebook reset)
+            counts = torch.bincount(tokens.reshape(-1), minlength=n_codes)
+            dead = torch.flatnonzero(counts == 0)
+            if dead.numel():
+                pick = torch.randint(0, model.last_latent.shape[0], (dead.numel(),))
+                with torch.no_grad():
+                    model.encoder.vq.codebook[dead] = model.last_latent[pick]
         if run.step % 25 == 0:
             perp, dead = codebook_stats(tokens, n_codes)
             run.log(nce=nce.item(), vq=vq.item(), accuracy=acc.item(), perplexity=perp, dead_codes=dead)
