@@ -68,7 +68,10 @@ class Run:
             import matplotlib.pyplot as plt
         except ImportError:
             return
-        rows = [json.loads(line) for line in open(self.folder / "log.jsonl") if '"event"' not in line]
+        log = self.folder / "log.jsonl"
+        if not log.exists():
+            return
+        rows = [json.loads(line) for line in open(log) if '"event"' not in line]
         keys = sorted({k for r in rows for k in r} - {"step", "time"})
         if not rows or not keys:
             return
