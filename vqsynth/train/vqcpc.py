@@ -154,7 +154,7 @@ def train_vqcpc(sample_batch, run_dir, sample_rate, hop, steps=3000, batch=16, l
         run.step += 1
         if run.step % 50 == 0:  # revive dead codes on random encoder outputs (codebook reset)
             counts = torch.bincount(tokens.reshape(-1), minlength=n_codes)
-            dead = torch.flatnonzero(counts == 0)
+            dead = torch.nonzero(counts == 0).flatten()
             if dead.numel():
                 pick = torch.randint(0, model.last_latent.shape[0], (dead.numel(),))
                 with torch.no_grad():
