@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 
@@ -26,8 +27,10 @@ def start_jackd(name: str, rate: int = 48000, period: int = 128, timeout: float 
 
     if shutil.which("jackd") is None:
         raise RuntimeError("jackd is not installed (apt-get install jackd2)")
+    log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: nobody reads it during a long run
     proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    proc.log = log
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -35,8 +38,10 @@ def start_jackd(name: str, rate: int = 48000, period: int = 128, timeout: float 
             return proc
         except jack.JackOpenError:
             if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                message = log.read()[-500:]
                 stop_jackd(proc)
-                raise RuntimeError(f"jackd -n {name} did not start: {proc.stderr.read()[-500:]}")
+                raise RuntimeError(f"jackd -n {name} did not start: {message}")
             time.sleep(0.05)
 
 
@@ -49,7 +54,7 @@ def stop_jackd(proc: subprocess.Popen):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    proc.stderr.close()
+    proc.log.close()
 
 
 # ------------------------------------------------------------------ engine
