@@ -14,13 +14,12 @@ def add_arguments(parser):
 
 def run(args):
     from vqsynth.cli import UserError
-    from vqsynth.data.corpus import CorpusError
     from vqsynth.eval.suite import run_suite
     from vqsynth.model.folder import ModelError, resolve_model
 
     try:
         result = run_suite(resolve_model(args.model), args.corpus, args.runs, args.out, args.quick, args.seed)
-    except (ModelError, CorpusError, FileNotFoundError) as exc:
+    except (ModelError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     from vqsynth.eval.suite import markdown
 
