@@ -141,6 +141,18 @@ class Player:
         self.client.close()
 
 
+
+def _drain(sock):
+    """Read every reply waiting on a non-blocking socket: (replies, of which /fail)."""
+    replies = fails = 0
+    while True:
+        try:
+            reply = sock.recv(65536)
+        except BlockingIOError:
+            return replies, fails
+        replies += 1
+        fails += reply.startswith(b"/fail")
+
 def storm(rate, periods_per_second, seed=0, channels=1):
     """Note-on/off storm: `rate` MIDI messages a second, each note released 4 periods later."""
     rng = np.random.default_rng(seed)
@@ -222,24 +234,14 @@ def osc_sender(port, rate, seconds, seed, results):
             except BlockingIOError:
                 send_errors += 1
                 break
-        while True:
-            try:
-                reply = sock.recv(65536)
-            except BlockingIOError:
-                break
-            replies += 1
-            fails += reply.startswith(b"/fail")
+        r, f = _drain(sock)
+        replies, fails = replies + r, fails + f
         time.sleep(0.001)
     elapsed = time.perf_counter() - start
     # let replies arrive, then say what was sent
     time.sleep(0.2)
-    while True:
-        try:
-            reply = sock.recv(65536)
-        except BlockingIOError:
-            break
-        replies += 1
-        fails += reply.startswith(b"/fail")
+    r, f = _drain(sock)
+    replies, fails = replies + r, fails + f
     # the last message of the cycle may leave a note held: release them all
     for p in range(128):
         sock.sendto(_osc_release(p), target)
