@@ -154,3 +154,83 @@ def test_live_null_backend_plays_and_records(test_model, tmp_path):
     assert sr == SR and y.shape[0] > 0.6 * SR
     assert np.abs(y[int(0.25 * SR):]).max() > 1e-3
     assert e.counters["starved"] == 0
+
+
+# ------------------------------------------------------------ attack cache and per-channel expression
+
+def test_a_note_right_after_an_attribute_move_still_sounds_at_once(test_model):
+    """The cache serves its instrument while attributes move (a CC sweep must not delay notes)."""
+    e = _engine(test_model)
+    ev = [(0.1, lambda t: e.set_attr("brightness", 0.9, t=t)), (0.1001, lambda t: e.note_on(64, 100, t=t))]
+    y = render(e, ev, 0.4, tail=0.0)
+    assert e.counters["cache_hits"] == 1 and e.counters["late_notes"] == 0
+    assert abs(_onset(y) - 0.1001 * SR) <= 0.001 * SR
+
+
+def test_a_new_instrument_is_never_played_from_the_old_cache(test_model):
+    e = _engine(test_model)
+    ev = [(0.1, lambda t: e.set_z(7, t=t)), (0.1001, lambda t: e.note_on(64, 100, t=t)),
+          (0.3, lambda t: e.note_on(67, 100, t=t))]
+    render(e, ev, 0.5, tail=0.0)
+    assert e.counters["late_notes"] == 1  # the first: no cache for z=7 yet
+    assert e.counters["cache_hits"] == 1  # the second: rebuilt for z=7
+
+
+def test_a_bent_note_starts_from_the_cache_at_its_bent_pitch(test_model):
+    def render_with(bend, cache):
+        e = _engine(test_model, attack_cache=cache)
+        ev = [(0.0, lambda t: e.pitch_bend(0, bend, t=t)), (0.05, lambda t: e.note_on(57, 120, t=t))]
+        return e, render(e, ev, 0.3, tail=0.0)
+
+    e, cached = render_with(1.5, True)
+    assert e.counters["cache_hits"] == 1 and abs(_onset(cached) - 0.05 * SR) <= 0.001 * SR
+    _, live = render_with(1.5, False)  # the same note rendered by the model from its first frame
+    _, unbent = render_with(0.0, True)
+    a = slice(int(0.05 * SR), int(0.3 * SR))
+    spectrum = [np.abs(np.fft.rfft(y[a] * np.hanning(a.stop - a.start))) for y in (cached, live, unbent)]
+    corr = lambda p, q: float(p @ q / np.linalg.norm(p) / np.linalg.norm(q))  # noqa: E731
+    assert corr(spectrum[0], spectrum[1]) > 0.9 > corr(spectrum[0], spectrum[2])
+
+
+def test_channel_expression_scales_that_channel_smoothly(test_model):
+    def run(channel_of_expression):
+        e = _engine(test_model)
+        ev = [(0.0, lambda t: e.note_on(60, 100, channel=1, t=t))]
+        if channel_of_expression is not None:
+            ev.append((0.3, lambda t: e.channel_expression(channel_of_expression, 0.25, t=t)))
+        return render(e, ev, 0.6, tail=0.0)
+
+    plain, other, own = run(None), run(2), run(1)
+    np.testing.assert_array_equal(plain, other)
+    late = slice(int(0.4 * SR), int(0.6 * SR))
+    np.testing.assert_allclose(own[late], 0.25 * plain[late], atol=1e-6)
+    # the move is a ramp of ~20 ms, not a step: the gain ratio has no jump bigger than 1/8
+    ratio_at = [_rms(own, t, t + 0.0027) / _rms(plain, t, t + 0.0027) for t in np.arange(0.29, 0.35, 0.0027)]
+    assert max(abs(np.diff(ratio_at))) < 0.2 and ratio_at[0] > 0.95 and ratio_at[-1] < 0.3
+
+
+def test_channel_attribute_changes_only_that_channel(test_model):
+    """On its own channel it does what the global attribute does; on another channel, nothing."""
+    def run(channel, value=0.95):
+        e = _engine(test_model)
+        ev = [(0.0, lambda t: e.note_on(60, 100, channel=1, t=t))]
+        if channel == "global":
+            ev.append((0.1, lambda t: e.set_attr("brightness", value, t=t)))
+        elif channel is not None:
+            ev.append((0.1, lambda t: e.channel_attr(channel, "brightness", value, t=t)))
+        return e, render(e, ev, 0.5, tail=0.0)
+
+    _, plain = run(None)
+    _, other = run(2)
+    _, everywhere = run("global")
+    e, own = run(1)
+    np.testing.assert_array_equal(plain, other)
+    np.testing.assert_allclose(own, everywhere, atol=1e-6)
+    late = slice(int(0.3 * SR), None)
+    assert np.sqrt(np.mean((own[late] - plain[late]) ** 2)) > 1e-3 * np.sqrt(np.mean(plain[late] ** 2))  # the random test model reacts weakly
+    with pytest.raises(InputError, match="unknown attribute"):
+        e.channel_attr(1, "loudness", 0.5)
+    with pytest.raises(InputError, match="outside"):
+        e.channel_attr(1, "brightness", 7.0)
+    e.reset_controllers(1)
+    assert np.isnan(e.channel_attr_target[1]).all() and e.channel_level[1] == 1.0

@@ -82,6 +82,11 @@ class Engine:
         self.preset = 0 if model.presets else None
         self.z = model.preset_z(0) if model.presets else seed_z(0, model.z_size)
         self.bend = np.zeros(16)  # semitones, per MIDI channel
+        # per-channel expression (MPE member channels: one note each): a level multiplier and
+        # attribute values that override the global ones for that channel's voices (NaN: follow)
+        self.channel_level = np.ones(16, dtype=np.float32)
+        self.channel_attr_target = np.full((16, len(model.attr_names)), np.nan, dtype=np.float32)
+        self.channel_attr_now = np.zeros((16, len(model.attr_names)), dtype=np.float32)
         self.sustain_on = np.zeros(16, dtype=bool)
         self.volume = volume  # what the last block used
         self.volume_target = volume
@@ -94,9 +99,12 @@ class Engine:
         self.max_tail_frames = 30  # frames a voice may ring on after its tokens went silent
         self.cache: dict | None = None
         self.cache_version = -1
+        self.z_version = 0  # bumps when the instrument (z, preset) changes; a cache for another z is never used
+        self.attack_synth = VoiceSynth(1, model.n_harmonics, model.n_noise, sample_rate, self.hop,
+                                       model.band_limit_hz, seed)  # bent attacks, rendered at note-on
         self.settings_changed_at = 0.0
         # counters and meters
-        self.counters = dict(underruns=0, starved=0, late_notes=0, notes=0, steals=0, cache_hits=0,
+        self.counters = dict(underruns=0, late_callbacks=0, starved=0, late_notes=0, notes=0, steals=0, cache_hits=0,
                              out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0)
         self.level_db = -120.0
         self.callback_load = 0.0
@@ -160,6 +168,7 @@ class Engine:
             s.end[slot] = -1
             s.start[slot] = pos
             s.gain[slot] = velocity_gain(velocity)
+            s.level[slot] = s.level_target[slot] = self.channel_level[channel]
             self.slot_z[slot] = self.z
             cached = self._cached_attack(pitch, velocity, channel, note)
             if cached is not None:
@@ -169,8 +178,9 @@ class Engine:
                 note.tokens.rng = np.random.default_rng((self.seed, self.serial))
                 self.pending[slot] = ("restore", snap)
                 self.counters["cache_hits"] += 1
-            else:
+            else:  # nothing to play until the render thread has run the model: this note starts late
                 self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bend[channel])))
+                self.counters["late_notes"] += 1
             self.counters["notes"] += 1
             s.active[slot] = True
         self.wake.set()
@@ -254,6 +264,47 @@ class Engine:
     def reset_controllers(self, channel, t=None, at_sample=None):
         self.pitch_bend(channel, 0.0, t, at_sample)
         self.sustain(channel, False, t, at_sample)
+        self.channel_expression(channel, 1.0)
+        with self.lock:
+            self.channel_attr_target[int(channel)] = np.nan
+
+    def channel_expression(self, channel, level, t=None, at_sample=None):
+        """Level multiplier 0..1 for the voices of one channel (MPE pressure, CC11), ramped in the
+        audio callback so a pressure stream makes no zipper noise; new notes there start at it."""
+        level, channel = float(level), int(channel)
+        if not np.isfinite(level) or not 0.0 <= level <= 1.0:
+            raise InputError(f"expression {level} out of range 0..1")
+        if not 0 <= channel < 16:
+            raise InputError(f"channel {channel} out of range 0..15")
+        with self.lock:
+            self.channel_level[channel] = level
+            s = self.slots
+            for i in np.flatnonzero(s.active):
+                n = s.notes[i]
+                if n is not None and n.channel == channel:
+                    s.level_target[i] = level
+
+    def channel_attr(self, channel, name, value, t=None, at_sample=None):
+        """An attribute for the voices of one channel only (MPE timbre, CC74), smoothed like the
+        global ones; value None hands the channel back to the global attribute."""
+        channel = int(channel)
+        if not 0 <= channel < 16:
+            raise InputError(f"channel {channel} out of range 0..15")
+        try:
+            k = self.model.attr_names.index(name)
+        except ValueError:
+            raise InputError(f"unknown attribute '{name}' (known: {', '.join(self.model.attr_names)})") from None
+        with self.lock:
+            if value is None:
+                self.channel_attr_target[channel, k] = np.nan
+                return
+            value = float(value)
+            lo, hi = self.model.attr_ranges[name]
+            if not np.isfinite(value) or not lo <= value <= hi:
+                raise InputError(f"attribute {name}: {value} is outside {lo:g}..{hi:g}")
+            if np.isnan(self.channel_attr_target[channel, k]):  # glide from where the voice is now
+                self.channel_attr_now[channel, k] = self.attr_now[k]
+            self.channel_attr_target[channel, k] = value
 
     def pitch_bend(self, channel, semitones, t=None, at_sample=None):
         semitones = float(semitones)
@@ -303,6 +354,7 @@ class Engine:
                 raise InputError(f"preset {index} out of range 0..{len(names) - 1}")
         self.preset = index
         self.z = self.model.preset_z(index)
+        self.z_version += 1
         self._settings_changed("preset", {"index": index, "name": names[index]})
 
     def set_z(self, z, t=None, at_sample=None):
@@ -314,6 +366,7 @@ class Engine:
                 raise InputError(f"z needs {self.model.z_size} finite numbers or one integer seed, got {vec.size}")
         self.z = vec
         self.preset = None
+        self.z_version += 1
         self._settings_changed("z", {})
 
     def set_tokens(self, tokens, note_id=None):
@@ -359,7 +412,8 @@ class Engine:
             "voices": int(self.slots.active.sum()), "polyphony": self.slots.n,
             "cpu_load": round(max(self.callback_load, 0.0) + self.render_load, 3),
             "render_load": round(self.render_load, 3), "realtime": self.realtime, "callback_load": round(self.callback_load, 3),
-            "underruns": self.counters["underruns"], "starved": self.counters["starved"],
+            "underruns": self.counters["underruns"], "late_callbacks": self.counters["late_callbacks"],
+            "starved": self.counters["starved"], "late_notes": self.counters["late_notes"],
             "sample_rate": self.sample_rate, "block_size": self.block_size,
             "latency_ms": round(1000 * (self.clock.latency + self.block_size) / self.sample_rate, 2),
             "preset": self.preset, "model": self.model.name,
@@ -430,8 +484,7 @@ class Engine:
                     logging.getLogger("vqsynth.engine").exception("render step failed (counted; logged once)")
                 did = False
             if not did:
-                if builder is None and self.use_cache and self.cache_version != self.settings_version and \
-                        time.monotonic() - self.settings_changed_at > 0.05:
+                if builder is None and self._cache_wanted():
                     builder = self._cache_builder()
                 if builder is not None:
                     builder = builder if next(builder, StopIteration) is not StopIteration else None
@@ -469,6 +522,13 @@ class Engine:
             f0 = midi_to_hz(np.array([s.notes[i].pitch + self.bend[s.notes[i].channel] for i in need]))[:, None]
             self.attr_now += self.attr_smoothing * (self.attr_target - self.attr_now)
             attrs = np.repeat(self.attr_now[None], len(need), 0)
+            own = ~np.isnan(self.channel_attr_target)
+            if own.any():  # per-channel attributes (MPE): smoothed once per step, applied per voice
+                tgt = np.where(own, self.channel_attr_target, self.channel_attr_now)
+                self.channel_attr_now += self.attr_smoothing * (tgt - self.channel_attr_now)
+                for k, i in enumerate(need):
+                    c = s.notes[i].channel
+                    attrs[k] = np.where(own[c], self.channel_attr_now[c], attrs[k])
             state = self.gen_state[sel]
             z = self.slot_z[sel]
         frames, state = self.model.generate(z, pitch, attrs, tokens, state)
@@ -520,22 +580,54 @@ class Engine:
 
     # ------------------------------------------------------------ attack cache
     def _cached_attack(self, pitch, velocity, channel, note):
+        """(audio, (gen_state, synth_snapshot, token_writer)) for a note from the attack cache, or None.
+
+        The cache serves the instrument (z) it was built for, even while attributes move: a
+        performer sweeping a CC keeps hearing notes at once, their first frames made with the
+        attributes of the last rebuild (which follows within about 50 ms of the sweep settling),
+        the rest rendered live with the current ones. A bent or fractional pitch takes the frames
+        of the nearest cached pitch through the DSP head at its true fundamental (~1 ms here)."""
         c = self.cache
-        if c is None or self.cache_version != self.settings_version or note.fixed_tokens:
+        if c is None or c["z_version"] != self.z_version or note.fixed_tokens:
             return None
-        if self.bend[channel] != 0.0 or pitch != int(pitch) or int(pitch) not in c["pitches"]:
+        key = (int(round(pitch)), self.model.prior.bucket(velocity))
+        entry = c["entries"].get(key)
+        if entry is None:
             return None
-        b = self.model.prior.bucket(velocity)
-        return c["entries"].get((int(pitch), b))
+        audio, frames, snap = entry
+        f0 = pitch + self.bend[channel]
+        if f0 == key[0]:
+            return audio, snap
+        hz = midi_to_hz(np.array([f0]))
+        one = np.array([0])
+        self.attack_synth.reset(one, hz)
+        audio = self.attack_synth.render(one, frames[None], np.repeat(hz[:, None], frames.shape[0], 1))[0]
+        if not np.isfinite(audio).all():
+            return None
+        return audio, (snap[0], self.attack_synth.snapshot(one), snap[2])
+
+    def _cache_wanted(self) -> bool:
+        """Rebuild now? At once for a new instrument (z); for moved attributes once they rest for
+        50 ms, or every 2 s while a sweep goes on, so the cache follows a CC that never stops
+        (a rebuild costs ~0.3 s of one core for 88 pitches x 3 velocities)."""
+        if not self.use_cache or self.cache_version == self.settings_version:
+            return False
+        now = time.monotonic()
+        return (self.cache is None or self.cache["z_version"] != self.z_version
+                or now - self.settings_changed_at > 0.05 or now - self.cache["built_at"] > 2.0)
 
     def build_attack_cache(self):
         """Render the first `attack_frames` of every pitch x velocity bucket for the current settings."""
         for _ in self._cache_builder():
             pass
 
-    def _cache_builder(self, chunk: int = 48):
-        """Build the cache in chunks (a generator), so the render thread can serve voices in between."""
-        version = self.settings_version
+    def _cache_builder(self, chunk: int = 8):
+        """Build the cache in chunks (a generator), so the render thread can serve voices in between.
+
+        A chunk of 8 attacks takes ~7 ms here, well inside the voices' lead, so playing voices do
+        not run dry while the cache is rebuilt. A build is dropped only if the instrument (z)
+        changed meanwhile; attributes that moved only mark it for the next rebuild."""
+        version, z_version = self.settings_version, self.z_version
         lo, hi = self.model.pitch_range
         pitches = list(range(lo, hi + 1))
         z, attr_target = self.z.copy(), self.attr_target.copy()
@@ -557,9 +649,10 @@ class Engine:
             audio = synth.render(idx, frames, np.repeat(f0[:, None], T, 1))
             for k, (p, b, _) in enumerate(part):
                 if np.isfinite(audio[k]).all():  # a NaN attack is left out: that note renders (and is checked) live
-                    entries[(p, b)] = (audio[k], (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
-            if version != self.settings_version:
-                return  # settings moved on: this cache would be stale
+                    entries[(p, b)] = (audio[k], frames[k].copy(),
+                                       (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
+            if z_version != self.z_version:
+                return  # another instrument now: this cache would play the wrong one
             yield
-        self.cache = {"pitches": set(pitches), "entries": entries}
+        self.cache = {"entries": entries, "z_version": z_version, "built_at": time.monotonic()}
         self.cache_version = version

@@ -30,10 +30,12 @@ def render(engine, events, seconds: float, tail: float = 1.0):
     changed_at = None
     for first in range(0, total, n):
         while k < len(events) and events[k][0] * sr < first:
-            version = engine.settings_version
+            version, z_version = engine.settings_version, engine.z_version
             events[k][1](events[k][0])
             if engine.settings_version != version:
                 changed_at = first
+            if engine.z_version != z_version:  # a new instrument: live rebuilds at once, and so do we
+                changed_at = -sr
             k += 1
         if engine.use_cache and changed_at is not None and first - changed_at > 0.05 * sr:
             engine.build_attack_cache()

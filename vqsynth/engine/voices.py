@@ -37,7 +37,9 @@ class VoiceSlots:
         self.read = np.zeros(slots, dtype=np.int64)  # samples played since the note started
         self.start = np.zeros(slots, dtype=np.int64)  # output sample of the note's first sample
         self.end = np.full(slots, -1, dtype=np.int64)  # samples after which the voice is silent
-        self.gain = np.zeros(slots, dtype=np.float32)
+        self.gain = np.zeros(slots, dtype=np.float32)  # velocity
+        self.level = np.ones(slots, dtype=np.float32)  # expression (MPE pressure), as applied now
+        self.level_target = np.ones(slots, dtype=np.float32)  # ... and where it ramps to
         self.active = np.zeros(slots, dtype=bool)
         self.generation = np.zeros(slots, dtype=np.int64)  # bumps when a slot gets a new note
         self.notes: list[Note | None] = [None] * slots
@@ -64,7 +66,8 @@ class VoiceSlots:
         """Audio thread: add every active slot's next samples into out [n]; returns starved slots.
 
         A voice that has not been rendered far enough plays what it has and resumes later
-        (a gap, counted), rather than skipping ahead.
+        (a gap, counted), rather than skipping ahead. A note still waiting for its first frame
+        (no cached attack) is not a gap: it was counted once as a late note.
         """
         n = out.shape[0]
         starved = 0
@@ -77,14 +80,21 @@ class VoiceSlots:
             end = int(self.end[s])
             limit = int(self.written[s]) if end < 0 else min(int(self.written[s]), end)
             take = max(min(want, limit - r), 0)
-            if take < want and end < 0:
+            if take < want and end < 0 and r + take > 0:  # a sounding voice ran dry (not one yet to start)
                 starved += 1
             i = r % self.size
             first = min(take, self.size - i)
-            g = self.gain[s]
-            out[offset:offset + first] += self.ring[s, i:i + first] * g
+            lv, to = self.level[s], self.level_target[s]
+            if lv == to:
+                ga = gb = self.gain[s] * lv
+            else:  # ramp the expression level across this block: full scale in ~8 blocks (21 ms at 128)
+                to = to if abs(to - lv) <= 0.125 else lv + np.copysign(0.125, to - lv)
+                ramp = self.gain[s] * np.linspace(lv, to, take, endpoint=False, dtype=np.float32)
+                ga, gb = ramp[:first], ramp[first:]
+                self.level[s] = to
+            out[offset:offset + first] += self.ring[s, i:i + first] * ga
             if first < take:
-                out[offset + first:offset + take] += self.ring[s, :take - first] * g
+                out[offset + first:offset + take] += self.ring[s, :take - first] * gb
             self.read[s] = r + take
             if end >= 0 and r + take >= end:
                 self.active[s] = False
