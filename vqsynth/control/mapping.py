@@ -1,9 +1,10 @@
 """Mapping files: which MIDI CC or OSC address moves which parameter, and how.
 
 Everything a mapping file may say is described as data (FluidSynth-settings style): SETTINGS
-(file-wide keys), BINDING_KEYS (the keys of one CC or OSC binding), CURVES, and the targets a
-binding may move (FIXED_TARGETS plus the loaded model's attributes, see `targets_for`). The
-parser, the error messages and the README tables all read those tables.
+(file-wide keys), BINDING_KEYS (the keys of one CC, NRPN, OSC or MPE binding), CURVES, and the
+targets a binding may move (FIXED_TARGETS plus the loaded model's attributes, see `targets_for`;
+MPE bindings move one channel's `level` or attribute, see `channel_targets`). The parser, the
+error messages and the README tables all read those tables.
 
 A bad file is refused as a whole with `file:line: key: what is wrong`, never half applied.
 """
@@ -50,6 +51,26 @@ FIXED_TARGETS = [
 ]
 
 
+def _channel_level(engine, channel, value, t=None):
+    engine.channel_expression(channel, value, t=t)
+
+
+def _channel_attr(name):
+    return lambda engine, channel, value, t=None: engine.channel_attr(channel, name, value, t=t)
+
+
+def channel_targets(targets: dict[str, Target]) -> dict[str, Target]:
+    """What an MPE binding may move on one member channel (one note): its level or any model
+    attribute. `apply` here is apply(engine, channel, value, t)."""
+    out = {"level": Target("level", 1.0, (0.0, 1.0), "the note's own level (a multiplier on velocity)",
+                           _channel_level)}
+    fixed = {t.name for t in FIXED_TARGETS}
+    for t in targets.values():
+        if t.name not in fixed:
+            out[t.name] = t._replace(apply=_channel_attr(t.name))
+    return out
+
+
 def targets_for(model) -> dict[str, Target]:
     """Every target a binding may name: FIXED_TARGETS plus the model's attributes."""
     targets = {t.name: t for t in FIXED_TARGETS}
@@ -84,7 +105,20 @@ SETTINGS = [
     Setting("midi.out_of_range", "choice", "clamp", ("clamp", "fold", "ignore"),
             "notes outside the model's pitch range: clamp to the nearest edge, fold by octaves "
             "into the range, or ignore; every such note is counted"),
+    Setting("mpe.zone", "choice", "off", ("off", "lower", "upper"),
+            "the MPE zone until a sender's MPE configuration message (RPN 6) changes it: lower = "
+            "manager channel 1, members 2.., upper = manager 16, members 15 down"),
+    Setting("mpe.members", "number", 15, (1.0, 15.0), "member channels of that zone"),
+    Setting("mpe.bend_range", "number", 48.0, (0.0, 48.0),
+            "member channels' pitch-bend range in semitones (the MPE default; the manager keeps "
+            "`midi.bend_range`); RPN 0 on any member sets it for the zone"),
 ]
+
+# the MPE dimensions a mapping may point elsewhere; their defaults when the file says nothing
+MPE_BINDINGS = {
+    "pressure": {"target": "level", "range": [0.3, 1.0]},  # channel pressure: never silent before it arrives
+    "timbre": None,  # CC74 on a member: by default the target of midi.cc.74, for that note only
+}
 
 BINDING_KEYS = [
     Setting("target", "string", None, None, "the parameter moved: `volume` or a model attribute"),
@@ -96,7 +130,16 @@ BINDING_KEYS = [
             "glide time of the parameter (the engine smooths attributes per frame and volume per sample)"),
     Setting("input", "pair", (0.0, 1.0), None,
             "OSC bindings only: the sender's values for lo..hi ([0, 127] for Max/Pd sliders)"),
+    Setting("bits", "choice", 7, (7, 14),
+            "CC 0..31 and NRPN only: 14 reads MSB + LSB (CC n+32, or data entry 6 + 38) as one 0..16383 "
+            "value; with 7 the MSB alone spans the range and an LSB, if one comes, refines it"),
 ]
+KEYS_FOR = {  # which binding keys each kind of binding takes
+    "cc": ("target", "range", "curve", "smooth_ms", "bits"),
+    "nrpn": ("target", "range", "curve", "smooth_ms", "bits"),
+    "osc": ("target", "range", "curve", "smooth_ms", "input"),
+    "mpe": ("target", "range", "curve"),
+}
 
 
 # ------------------------------------------------------------------ values
@@ -108,9 +151,10 @@ class Binding:
     key: tuple[str, ...]  # where it sits in the file, for error messages
     target: str
     range: tuple[float, float] | None
-    curve: str
-    smooth_ms: float
+    curve: str = "lin"
+    smooth_ms: float = 20.0
     input: tuple[float, float] = (0.0, 1.0)
+    bits: int = 7
 
     def value(self, x: float) -> float:
         """The target value for a control position x in 0..1 (clamped)."""
@@ -122,6 +166,17 @@ class Binding:
         a, b = self.input
         return self.value((v - a) / (b - a))
 
+    def input_from_value(self, v: float) -> float | None:
+        """The inverse of value_from_input, so feedback moves the sender's own fader; None when
+        the value lies outside the binding's range."""
+        lo, hi = self.range
+        if lo == hi or not min(lo, hi) <= v <= max(lo, hi):
+            return None
+        inverse = {"lin": "lin", "exp": "log", "log": "exp"}[self.curve]
+        x = CURVES[inverse][0]((v - lo) / (hi - lo))
+        a, b = self.input
+        return a + x * (b - a)
+
 
 @dataclass(frozen=True)
 class Mapping:
@@ -131,13 +186,18 @@ class Mapping:
     cc: dict[int, Binding] = field(default_factory=dict)
     osc: dict[str, Binding] = field(default_factory=dict)
     text: str = ""
+    nrpn: dict[int, Binding] = field(default_factory=dict)
+    mpe_zone: str = "off"
+    mpe_members: int = 15
+    mpe_bend_range: float = 48.0
+    mpe: dict[str, Binding] = field(default_factory=dict)  # pressure, timbre
 
     def resolve(self, targets: dict[str, Target]) -> "Mapping":
         """Check every binding's target against the model's and fill in default ranges."""
-        def fix(b: Binding) -> Binding:
+        def fix(b: Binding, targets=targets) -> Binding:
             if b.target not in targets:
                 raise self.error(b.key + ("target",), f"unknown target '{b.target}' "
-                                 f"(this model has: {', '.join(targets)})")
+                                 f"(here: {', '.join(targets)})")
             lo, hi = targets[b.target].range
             if b.range is None:
                 return replace(b, range=(lo, hi))
@@ -145,8 +205,14 @@ class Mapping:
                 raise self.error(b.key + ("range",), f"{list(b.range)} is outside {b.target}'s "
                                  f"range [{lo:g}, {hi:g}]")
             return b
+        mpe = dict(self.mpe)
+        per_note = channel_targets(targets)
+        if "timbre" not in mpe and 74 in self.cc and self.cc[74].target in per_note:
+            mpe["timbre"] = replace(self.cc[74], key=("midi", "cc", "74"), bits=7)
         return replace(self, cc={n: fix(b) for n, b in self.cc.items()},
-                       osc={a: fix(b) for a, b in self.osc.items()})
+                       osc={a: fix(b) for a, b in self.osc.items()},
+                       nrpn={n: fix(b) for n, b in self.nrpn.items()},
+                       mpe={k: fix(b, per_note) for k, b in mpe.items()})
 
     def error(self, key: tuple[str, ...], message: str) -> MappingError:
         line = _line_of(self.text, list(key))
@@ -188,10 +254,13 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
             raise MappingError(f"{source}:{m.group(1)}: {exc} in `{lines[int(m.group(1)) - 1].strip()}`") from None
         raise MappingError(f"{source}: {exc}") from None
     blank = Mapping(source, 2.0, "clamp", text=text)
-    _only(blank, (), data, {"midi", "osc"})
-    midi = _table(blank, ("midi",), data.get("midi", {}))
-    _only(blank, ("midi",), midi, {s.key.split(".")[1] for s in SETTINGS} | {"cc"})
-    file_wide = {s.key: _check(blank, tuple(s.key.split(".")), s, midi.get(s.key.split(".")[1], s.default))
+    _only(blank, (), data, {"midi", "osc", "mpe"})
+    sections = {name: _table(blank, (name,), data.get(name, {})) for name in ("midi", "mpe")}
+    for name, extra in (("midi", {"cc", "nrpn"}), ("mpe", set(MPE_BINDINGS))):
+        _only(blank, (name,), sections[name], {s.key.split(".")[1] for s in SETTINGS if s.key.startswith(name)} | extra)
+    midi = sections["midi"]
+    file_wide = {s.key: _check(blank, tuple(s.key.split(".")), s,
+                               sections[s.key.split(".")[0]].get(s.key.split(".")[1], s.default))
                  for s in SETTINGS}
     cc = {}
     for num, spec in _table(blank, ("midi", "cc"), midi.get("cc", {})).items():
@@ -201,30 +270,48 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
         if int(num) in FIXED:
             raise blank.error(key, f"CC {num} is {FIXED[int(num)].name} ({FIXED[int(num)].doc}); "
                                    "the MIDI spec fixes it")
-        cc[int(num)] = _binding(blank, key, spec, osc=False)
+        cc[int(num)] = _binding(blank, key, spec, "cc")
+        if cc[int(num)].bits == 14 and int(num) >= LSB_OFFSET:
+            raise blank.error(key + ("bits",), f"a 14-bit CC is 0..31 (its LSB is CC n+{LSB_OFFSET}); "
+                                               f"CC {num} has no LSB partner")
     for n in cc:
         if n < LSB_OFFSET and n + LSB_OFFSET in cc:
             raise blank.error(("midi", "cc", str(n + LSB_OFFSET)),
                               f"CC {n + LSB_OFFSET} is the fine (LSB) half of CC {n}, which is mapped")
+    nrpn = {}
+    for num, spec in _table(blank, ("midi", "nrpn"), midi.get("nrpn", {})).items():
+        key = ("midi", "nrpn", num)
+        if not (num.isascii() and num.isdigit()) or not 0 <= int(num) <= 16383:
+            raise blank.error(key, "an NRPN number is 0..16383 (MSB * 128 + LSB)")
+        if int(num) == 16383:
+            raise blank.error(key, "NRPN 16383 (127/127) is the null parameter: it selects nothing")
+        nrpn[int(num)] = _binding(blank, key, spec, "nrpn")
+    mpe = {}
+    for name, default in MPE_BINDINGS.items():
+        spec = sections["mpe"].get(name, default)
+        if spec is not None:
+            mpe[name] = _binding(blank, ("mpe", name), spec, "mpe")
     osc = {}
     for address, spec in _table(blank, ("osc",), data.get("osc", {})).items():
         key = ("osc", address)
         if not address.startswith("/") or address.startswith("/vqsynth/"):
             raise blank.error(key, "an OSC address must start with '/' and not with /vqsynth/ "
                                    "(the built-in addresses)")
-        osc[address] = _binding(blank, key, spec, osc=True)
-    return Mapping(source, file_wide["midi.bend_range"], file_wide["midi.out_of_range"], cc, osc, text)
+        osc[address] = _binding(blank, key, spec, "osc")
+    return Mapping(source, file_wide["midi.bend_range"], file_wide["midi.out_of_range"], cc, osc, text,
+                   nrpn=nrpn, mpe_zone=file_wide["mpe.zone"], mpe_members=file_wide["mpe.members"],
+                   mpe_bend_range=file_wide["mpe.bend_range"], mpe=mpe)
 
 
-def _binding(m: Mapping, key, spec, osc: bool) -> Binding:
+def _binding(m: Mapping, key, spec, kind: str) -> Binding:
     spec = _table(m, key, spec)
-    allowed = {s.key for s in BINDING_KEYS if osc or s.key != "input"}
+    allowed = set(KEYS_FOR[kind])
     _only(m, key, spec, allowed)
     if "target" not in spec:
         raise m.error(key, "missing 'target' (the parameter this control moves)")
     values = {s.key: _check(m, key + (s.key,), s, spec.get(s.key, s.default))
               for s in BINDING_KEYS if s.key in allowed}
-    if osc and values["input"][0] == values["input"][1]:
+    if "input" in values and values["input"][0] == values["input"][1]:
         raise m.error(key + ("input",), "the two input values must differ")
     return Binding(key, **values)
 
@@ -239,11 +326,15 @@ def _check(m: Mapping, key, s: Setting, value):
             raise m.error(key, f"expected a number, got {value!r}")
         if not s.allowed[0] <= value <= s.allowed[1]:
             raise m.error(key, f"{value} is outside {s.allowed[0]:g}..{s.allowed[1]:g}")
+        if isinstance(s.default, int):
+            if value != int(value):
+                raise m.error(key, f"expected a whole number, got {value}")
+            return int(value)
         return float(value)
-    if s.kind in ("string", "choice") and not isinstance(value, str):
+    if s.kind == "string" and not isinstance(value, str):
         raise m.error(key, f"expected a string, got {value!r}")
-    if s.kind == "choice" and value not in s.allowed:
-        raise m.error(key, f"'{value}' is not one of {', '.join(s.allowed)}")
+    if s.kind == "choice" and (type(value) not in {type(a) for a in s.allowed} or value not in s.allowed):
+        raise m.error(key, f"{value!r} is not one of {', '.join(map(str, s.allowed))}")
     return value
 
 
@@ -302,8 +393,11 @@ def _line_of(text: str, key: list[str]) -> int | None:
 
 def settings_markdown() -> str:
     rows = [f"| `{s.key}` | {_fmt(s.default)} | {_allowed(s)} | {s.doc} |" for s in SETTINGS]
-    rows += [f"| `midi.cc.N.{s.key}` / `osc.\"/addr\".{s.key}` | {_fmt(s.default)} | {_allowed(s)} | {s.doc} |"
-             for s in BINDING_KEYS]
+    where = {"cc": "midi.cc.N", "nrpn": "midi.nrpn.N", "osc": 'osc."/addr"', "mpe": "mpe.pressure\\|timbre"}
+    for s in BINDING_KEYS:
+        keys = " / ".join(f"`{where[kind]}.{s.key}`" for kind in where if s.key in KEYS_FOR[kind])
+        rows.append(f"| {keys} | {_fmt(s.default)} | {_allowed(s)} | {s.doc} |")
+    rows += [f"| `mpe.{name}` | {default} | table | {doc} |" for name, (default, doc) in MPE_DOCS.items()]
     return "\n".join(["| Key | Default | Allowed | Meaning |", "|---|---|---|---|", *rows])
 
 
@@ -311,6 +405,14 @@ def targets_markdown(targets: dict[str, Target] | None = None) -> str:
     rows = [f"| `{t.name}` | {t.default:g} | {t.range[0]:g}..{t.range[1]:g} | {t.doc} |"
             for t in (targets or {t.name: t for t in FIXED_TARGETS}).values()]
     return "\n".join(["| Target | Default | Range | Meaning |", "|---|---|---|---|", *rows])
+
+
+MPE_DOCS = {  # name: (default as the README shows it, what it does)
+    "pressure": ("`level` over [0.3, 1]", "channel pressure on a member channel moves that note only: `level` (0.3..1 by default, so "
+                "a note is heard before any pressure comes) or a model attribute"),
+    "timbre": ("as `midi.cc.74`", "CC74 on a member channel moves that note only (same target, range and curve "
+                                  "as `midi.cc.74` unless given)"),
+}
 
 
 def _fmt(v) -> str:

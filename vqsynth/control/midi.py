@@ -1,7 +1,9 @@
 """MIDI messages -> engine calls, with the per-channel state MIDI semantics need.
 
-The engine knows notes, pedals and bends; the protocol state (RPN selection, bend range, the
-MSB half of 14-bit controllers) lives here. OSC's /vqsynth/note and /vqsynth/cc come through
+The engine knows notes, pedals and per-channel bend, level and attributes; the protocol state
+(RPN/NRPN selection, bend ranges, the MSB half of 14-bit controllers, MPE zones) lives here.
+MPE: a member channel carries one note, so its bend, pressure and CC74 move that note only; the
+manager channel's bend adds to every member's, and its pedal and all-notes-off act on the zone. OSC's /vqsynth/note and /vqsynth/cc come through
 the same methods, so both inputs behave the same. Calls may come from several threads (MIDI
 consumer, OSC receiver): one lock keeps each message's effect whole.
 """
@@ -15,8 +17,11 @@ from dataclasses import dataclass
 
 import mido
 
-from vqsynth.control.mapping import Mapping, load_mapping, place_pitch, targets_for
-from vqsynth.control.midi_spec import FIXED, LSB_OFFSET, RPN_BEND_RANGE, RPN_NULL
+from vqsynth.control.mapping import Binding, Mapping, channel_targets, load_mapping, place_pitch, targets_for
+from vqsynth.control.midi_spec import (FIXED, LSB_OFFSET, MANAGER_FANOUT, MPE_TIMBRE_CC, RPN_BEND_RANGE, RPN_MPE,
+                                       RPN_NULL)
+
+MAX_BEND = 48.0  # semitones: the engine's limit
 
 log = logging.getLogger("vqsynth.control.midi")
 
@@ -26,13 +31,15 @@ class ChannelState:
     bend_range: float
     bend: float = 0.0  # -1..1, so a new range rescales a held bend
     sustain: bool = False
-    rpn_msb: int = 127
-    rpn_lsb: int = 127
-    data_msb: int = 0  # the last data entry MSB, for a following LSB (cents)
+    param_kind: str = "rpn"  # what data entry goes to: an "rpn" or an "nrpn"
+    param_msb: int = 127
+    param_lsb: int = 127
+    data_msb: int = 0  # the last data entry MSB, for a following LSB
+    data_lsb: int = 0
 
     @property
-    def rpn(self) -> tuple[int, int]:
-        return (self.rpn_msb, self.rpn_lsb)
+    def param(self) -> tuple[int, int]:
+        return (self.param_msb, self.param_lsb)
 
 
 class MidiController:
@@ -42,9 +49,10 @@ class MidiController:
         self.engine = engine
         self.targets = targets_for(engine.model)
         self.mapping = (mapping or load_mapping()).resolve(self.targets)
-        self.channels = [ChannelState(self.mapping.bend_range) for _ in range(16)]
-        self.msb = [[0] * LSB_OFFSET for _ in range(16)]
+        self.per_note = channel_targets(self.targets)
         self.counters: Counter = Counter()
+        self.learner = None  # a MidiLearn waiting for the next CC moved (learn.py)
+        self._reset_state()
         self._logged: set = set()
         self._lock = threading.RLock()
         self._by_type = {
@@ -52,6 +60,7 @@ class MidiController:
             "note_off": lambda m, t: self.note_off(m.channel, m.note, t),
             "control_change": lambda m, t: self.control_change(m.channel, m.control, m.value, t),
             "pitchwheel": lambda m, t: self.bend(m.channel, m.pitch / (8192 if m.pitch < 0 else 8191), t),
+            "aftertouch": lambda m, t: self.pressure(m.channel, m.value, t),
             "program_change": lambda m, t: self.engine.set_preset(m.program, t=t),
         }
 
@@ -112,20 +121,98 @@ class MidiController:
         lo, hi = self.engine.model.pitch_range
         return place_pitch(pitch, lo, hi, self.mapping.out_of_range)
 
+    # ------------------------------------------------------------ MPE zones
+    def _reset_state(self):
+        m = self.mapping
+        self.channels = [ChannelState(m.bend_range) for _ in range(16)]
+        self.msb = [[0] * LSB_OFFSET for _ in range(16)]
+        self.zones: dict[int, int] = {}  # manager channel (0 or 15) -> number of member channels
+        self.member_of: list[int | None] = [None] * 16  # member channel -> its manager
+        if m.mpe_zone != "off":
+            self._set_zone(0 if m.mpe_zone == "lower" else 15, m.mpe_members)
+
+    def _set_zone(self, manager: int, members: int):
+        """Configure one zone as the MPE spec says: the other zone shrinks to make room, bend
+        ranges go to their defaults, and every channel that changed role starts from rest."""
+        before = dict(self.zones)
+        if members:
+            self.zones[manager] = min(members, 15)
+        else:
+            self.zones.pop(manager, None)
+        other = 15 - manager
+        if other in self.zones:
+            room = 14 - self.zones.get(manager, 0)
+            if room > 0:
+                self.zones[other] = min(self.zones[other], room)
+            else:
+                del self.zones[other]
+        self.member_of = [None] * 16  # member channel -> its manager
+        for mgr, n in self.zones.items():
+            for ch in (range(1, 1 + n) if mgr == 0 else range(14, 14 - n, -1)):
+                self.member_of[ch] = mgr
+        touched = {manager} | {c for mgr in set(before) | set(self.zones)
+                               for c in self._zone(mgr, before) + self._zone(mgr)}
+        for c in sorted(touched):
+            st = self.channels[c]
+            st.bend, st.bend_range = 0.0, self.mapping.mpe_bend_range if self.member_of[c] is not None \
+                else self.mapping.bend_range
+            self.engine.reset_controllers(c)
+            self.engine.pitch_bend(c, 0.0)
+
+    def _zone(self, manager: int, zones: dict | None = None) -> list[int]:
+        """A zone's member channels (in `zones`, default the current ones) and its manager."""
+        n = (self.zones if zones is None else zones).get(manager, 0)
+        if not n:
+            return []
+        return [manager] + list(range(1, 1 + n) if manager == 0 else range(14, 14 - n, -1))
+
+    def mpe_status(self) -> dict[str, int]:
+        """Zones in MIDI's 1-based channel numbers: {"lower": members, "upper": members}."""
+        return {("lower" if mgr == 0 else "upper"): n for mgr, n in sorted(self.zones.items())}
+
     # ------------------------------------------------------------ controllers
     def bend(self, channel: int, amount: float, t=None):
-        """Pitch bend, amount in -1..1 of the channel's range."""
+        """Pitch bend, amount in -1..1 of the channel's range; an MPE manager's bend moves its
+        whole zone, on top of each member's own."""
         with self._lock:
-            ch = self.channels[channel]
-            ch.bend = amount
-            self.engine.pitch_bend(channel, amount * ch.bend_range, t=t)
+            self.channels[channel].bend = amount
+            self._apply_bend(channel, t)
+            if channel in self.zones:
+                for member in self._zone(channel)[1:]:
+                    self._apply_bend(member, t)
+
+    def _apply_bend(self, channel: int, t=None):
+        ch = self.channels[channel]
+        semitones = ch.bend * ch.bend_range
+        manager = self.member_of[channel]
+        if manager is not None:
+            semitones += self.channels[manager].bend * self.channels[manager].bend_range
+        self.engine.pitch_bend(channel, min(max(semitones, -MAX_BEND), MAX_BEND), t=t)
+
+    def pressure(self, channel: int, value: int, t=None):
+        """Channel pressure: on an MPE member channel it moves that note (mpe.pressure)."""
+        with self._lock:
+            binding = self.mapping.mpe.get("pressure")
+            if self.member_of[channel] is None or binding is None:
+                self.count("unhandled aftertouch", "channel pressure only acts on MPE member channels")
+                return
+            self._per_note(binding, channel, value / 127.0, t)
+
+    def _per_note(self, binding: Binding, channel: int, x: float, t):
+        self.per_note[binding.target].apply(self.engine, channel, binding.value(x), t)
 
     def control_change(self, channel: int, number: int, value: int, t=None):
-        """A CC: the MIDI spec's meaning where it fixes one (midi_spec.FIXED), else the mapping's."""
+        """A CC: the MIDI spec's meaning where it fixes one (midi_spec.FIXED), else the mapping's;
+        on an MPE manager, pedal and channel-mode messages act on its whole zone."""
         with self._lock:
             fixed = FIXED.get(number)
             if fixed is None:
+                if self.learner is not None and self.learner.offer(self, channel, number, value):
+                    return  # learned: the mapping now has it, and the move below applies it
                 self._mapped_cc(channel, number, value, t)
+            elif number in MANAGER_FANOUT and channel in self.zones:
+                for ch in self._zone(channel):
+                    getattr(self, f"_{fixed.action}")(ch, number, value, t)
             else:
                 getattr(self, f"_{fixed.action}")(channel, number, value, t)
 
@@ -145,50 +232,96 @@ class MidiController:
         """RP-015: bend centred, pedal up, RPN deselected; the bend range stays."""
         ch = self.channels[channel]
         ch.bend, ch.sustain = 0.0, False
-        ch.rpn_msb, ch.rpn_lsb = RPN_NULL
+        ch.param_msb, ch.param_lsb = RPN_NULL
         self.msb[channel] = [0] * LSB_OFFSET
         self.engine.reset_controllers(channel, t=t)
 
     def _rpn_select(self, channel, number, value, t):
-        ch = self.channels[channel]
-        if number == 101:
-            ch.rpn_msb = value
-        else:
-            ch.rpn_lsb = value
+        self._select(channel, "rpn", number == 101, value)
 
     def _nrpn_select(self, channel, number, value, t):
-        self.channels[channel].rpn_msb, self.channels[channel].rpn_lsb = RPN_NULL
+        self._select(channel, "nrpn", number == 99, value)
+
+    def _select(self, channel, kind, is_msb, value):
+        ch = self.channels[channel]
+        if ch.param_kind != kind:  # switching between RPN and NRPN: the other half is stale
+            ch.param_kind, ch.param_msb, ch.param_lsb = kind, 127, 127
+        if is_msb:
+            ch.param_msb = value
+        else:
+            ch.param_lsb = value
 
     def _data_entry(self, channel, number, value, t):
         ch = self.channels[channel]
-        if ch.rpn == RPN_NULL:
-            return
-        if ch.rpn != RPN_BEND_RANGE:
-            self.count(f"unsupported RPN {ch.rpn_msb}/{ch.rpn_lsb}", "only RPN 0 (bend range) is implemented")
+        if ch.param == RPN_NULL:
             return
         if number == 6:
-            ch.data_msb = value
-            ch.bend_range = float(value)  # a new MSB clears the cents, as for any 14-bit pair
+            ch.data_msb, ch.data_lsb = value, 0  # a new MSB clears the LSB, as for any 14-bit pair
         else:
-            ch.bend_range = ch.data_msb + value / 100.0
-        ch.bend_range = min(ch.bend_range, 48.0)  # the engine's limit
-        if ch.bend:
-            self.engine.pitch_bend(channel, ch.bend * ch.bend_range, t=t)
+            ch.data_lsb = value
+        if ch.param_kind == "nrpn":
+            n = ch.param_msb * 128 + ch.param_lsb
+            binding = self.mapping.nrpn.get(n)
+            if binding is None:
+                self.count(f"unmapped NRPN {n}", "no midi.nrpn binding in the mapping file")
+                return
+            self._move(binding, self._fraction(binding, ch.data_msb, ch.data_lsb, number == 6), t)
+        elif ch.param == RPN_BEND_RANGE:
+            rng = min(ch.data_msb + ch.data_lsb / 100.0, MAX_BEND)
+            manager = self.member_of[channel]
+            ranged = self._zone(manager)[1:] if manager is not None else [channel]  # MPE: the whole zone
+            for c in ranged:
+                self.channels[c].bend_range = rng
+            for c in set(ranged) | set(self._zone(channel)[1:]):  # a manager's range moves its members too
+                mgr = self.member_of[c]
+                if self.channels[c].bend or (mgr is not None and self.channels[mgr].bend):
+                    self._apply_bend(c, t)
+        elif ch.param == RPN_MPE and number == 6:
+            if channel in (0, 15):
+                self._set_zone(channel, value)
+                log.info("MPE zones now %s", self.mpe_status() or "off")
+            else:
+                self.count("MPE configuration on a non-manager channel",
+                           f"channel {channel + 1}: only channel 1 (lower zone) or 16 (upper zone) may send RPN 6")
+        elif ch.param != RPN_MPE:
+            self.count(f"unsupported RPN {ch.param_msb}/{ch.param_lsb}",
+                       "RPN 0 (bend range) and RPN 6 (MPE configuration) are implemented")
+
+    @staticmethod
+    def _fraction(binding: Binding, msb: int, lsb: int, msb_only: bool) -> float:
+        """0..1 from a 14-bit pair: a 7-bit binding lets the MSB alone reach the top."""
+        if msb_only and binding.bits == 7:
+            return msb / 127.0
+        return (msb * 128 + lsb) / 16383.0
+
+    def _move(self, binding: Binding, x: float, t):
+        self.targets[binding.target].apply(self.engine, binding.value(x), t, smooth_ms=binding.smooth_ms)
 
     def _mapped_cc(self, channel, number, value, t):
-        """A mapped CC; CC n+32 (n < 32) refines a mapped CC n to 14 bits."""
+        """A mapped CC; CC n+32 (n < 32) refines a mapped CC n to 14 bits; CC74 on an MPE
+        member channel moves that note only."""
+        if number == MPE_TIMBRE_CC and self.member_of[channel] is not None and "timbre" in self.mapping.mpe:
+            self._per_note(self.mapping.mpe["timbre"], channel, value / 127.0, t)
+            return
         if number < LSB_OFFSET:
-            binding, x = self.mapping.cc.get(number), value / 127.0
+            binding = self.mapping.cc.get(number)
             self.msb[channel][number] = value
+            x = binding and self._fraction(binding, value, 0, True)
         elif number < 2 * LSB_OFFSET and self.mapping.cc.get(number - LSB_OFFSET):
             binding = self.mapping.cc[number - LSB_OFFSET]
-            x = (self.msb[channel][number - LSB_OFFSET] * 128 + value) / 16383.0
+            x = self._fraction(binding, self.msb[channel][number - LSB_OFFSET], value, False)
         else:
             binding, x = self.mapping.cc.get(number), value / 127.0
         if binding is None:
             self.count(f"unmapped CC {number}", "no binding in the mapping file")
             return
-        self.targets[binding.target].apply(self.engine, binding.value(x), t, smooth_ms=binding.smooth_ms)
+        self._move(binding, x, t)
+
+    def use_mapping(self, mapping: Mapping):
+        """Swap in a new mapping (MIDI learn) without touching notes or channel state."""
+        with self._lock:
+            self.mapping = mapping.resolve(self.targets)
+            self.per_note = channel_targets(self.targets)
 
     def set_target(self, name: str, value: float, t=None):
         """Move a target (volume or an attribute) to a value in its own range."""
@@ -204,5 +337,4 @@ class MidiController:
         """Everything off and every channel's protocol state back to the start."""
         with self._lock:
             self.engine.panic()
-            self.channels = [ChannelState(self.mapping.bend_range) for _ in range(16)]
-            self.msb = [[0] * LSB_OFFSET for _ in range(16)]
+            self._reset_state()

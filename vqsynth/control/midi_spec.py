@@ -18,14 +18,16 @@ class FixedCC(NamedTuple):
 
 
 FIXED_CCS = [
-    FixedCC(6, "data_entry", "data_entry", "data entry MSB: semitones of the selected RPN 0 (pitch-bend range)"),
-    FixedCC(38, "data_entry_lsb", "data_entry", "data entry LSB: cents of the selected RPN 0"),
-    FixedCC(64, "sustain", "sustain", "sustain pedal: >= 64 holds released notes until the pedal lifts"),
-    FixedCC(98, "nrpn_lsb", "nrpn_select", "NRPN select: deselects the RPN (no NRPN is implemented)"),
-    FixedCC(99, "nrpn_msb", "nrpn_select", "NRPN select: deselects the RPN (no NRPN is implemented)"),
-    FixedCC(100, "rpn_lsb", "rpn_select", "RPN select LSB (RPN 0 = pitch-bend range; 127/127 = none)"),
+    FixedCC(6, "data_entry", "data_entry",
+            "data entry MSB: RPN 0 semitones, RPN 6 MPE member count, or a mapped NRPN's value (LSB set to 0)"),
+    FixedCC(38, "data_entry_lsb", "data_entry", "data entry LSB: RPN 0 cents, or the fine half of a mapped NRPN"),
+    FixedCC(64, "sustain", "sustain", "sustain pedal: >= 64 holds released notes until the pedal lifts (on an MPE manager: its whole zone)"),
+    FixedCC(98, "nrpn_lsb", "nrpn_select", "NRPN select LSB: data entry then moves the `midi.nrpn.N` binding"),
+    FixedCC(99, "nrpn_msb", "nrpn_select", "NRPN select MSB (N = MSB * 128 + LSB; 127/127 = none)"),
+    FixedCC(100, "rpn_lsb", "rpn_select",
+            "RPN select LSB (RPN 0 = pitch-bend range, RPN 6 = MPE configuration; 127/127 = none)"),
     FixedCC(101, "rpn_msb", "rpn_select", "RPN select MSB"),
-    FixedCC(120, "all_sound_off", "all_sound_off", "silence the channel at once"),
+    FixedCC(120, "all_sound_off", "all_sound_off", "silence the channel at once (on an MPE manager: its whole zone)"),
     FixedCC(121, "reset_all_controllers", "reset_all_controllers",
             "RP-015: bend to centre, pedal up, RPN deselected; keeps volume, program and the bend range"),
     FixedCC(123, "all_notes_off", "all_notes_off", "release the channel's notes (the sustain pedal still holds them)"),
@@ -38,6 +40,9 @@ FIXED = {c.number: c for c in FIXED_CCS}
 
 RPN_NULL = (127, 127)
 RPN_BEND_RANGE = (0, 0)
+RPN_MPE = (0, 6)  # MPE configuration message: data entry MSB = member channels of the manager's zone
+MPE_TIMBRE_CC = 74  # the MPE spec's third dimension on member channels
+MANAGER_FANOUT = (64, 120, 121, 123)  # on an MPE manager channel these act on its whole zone
 LSB_OFFSET = 32  # CC n (0..31) is the MSB of a 14-bit controller whose LSB is CC n+32
 
 
