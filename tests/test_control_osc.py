@@ -169,14 +169,69 @@ def test_mapped_addresses_and_cc_go_through_the_mapping(live, probe):
     assert live.sustain_on[2] and not live.sustain_on[0]
 
 
-def test_subscribers_get_state_changes_and_levels_until_they_leave(live, server, probe):
-    assert probe.ask("/vqsynth/subscribe", reply="/done") == ["/vqsynth/subscribe"]
-    probe.send_message("/vqsynth/attr/warmth", 0.75)
-    pushed = probe.sync() + [probe.next_reply(timeout=0.5) for _ in range(3)]
-    assert ("/vqsynth/state/attr", ["warmth", 0.75]) in pushed
-    assert any(p and p[0] == "/vqsynth/level" for p in pushed)
-    assert probe.ask("/vqsynth/notify", 0, reply="/done") == ["/vqsynth/notify"]
-    assert server.subscribers == set()
+def pushes(probe, seconds):
+    """Everything pushed to the probe during `seconds`."""
+    got, end = [], time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        reply = probe.next_reply(timeout=left)
+        if reply:
+            got.append(reply)
+    return got
+
+
+def test_a_subscriber_gets_the_whole_state_then_changes_at_its_rate(live, server, probe):
+    assert probe.ask("/vqsynth/notify", 1, 20, reply="/done") == ["/vqsynth/notify"]
+    first = pushes(probe, 0.3)
+    addresses = {a for a, _ in first}
+    assert {f"/vqsynth/attr/{n}" for n in live.model.attr_names} | {"/vqsynth/attr/volume"} <= addresses
+    assert ("/vqsynth/state/preset", [0, live.model.presets[0]]) in first
+    server.controller.control_change(0, 74, 127)  # MIDI moves brightness: the TouchOSC fader bound to it follows
+    server.controller.control_change(0, 7, 127)
+    probe.send_message("/vqsynth/note/on", [60, 100])
+    got = pushes(probe, 1.0)
+    assert ("/vqsynth/attr/brightness", [1.0]) in got and ("/1/fader1", [1.0]) in got
+    assert ("/1/fader5", [pytest.approx(1.0)]) in got  # through the inverse of its exp curve
+    levels = [args for a, args in got if a == "/vqsynth/level"]
+    assert 15 <= len(levels) <= 25, len(levels)  # 20 a second, as asked
+    assert any(voices == 1 and db > -120 for db, voices in levels), levels
+    assert not [a for a, _ in got if a == "/vqsynth/attr/warmth"]  # only what changed
+
+
+def test_a_sweep_is_merged_to_the_subscriber_rate_and_the_last_value_wins(live, server, probe):
+    probe.ask("/vqsynth/subscribe", 1, 4, reply="/done")
+    pushes(probe, 0.4)  # the initial state
+    for v in range(128):
+        server.controller.control_change(0, 77, v)  # CC77 -> warmth, 128 moves at once
+    got = [args[0] for a, args in pushes(probe, 1.0) if a == "/vqsynth/attr/warmth"]
+    assert 1 <= len(got) <= 2 and got[-1] == 1.0, got
+    levels = [a for a, _ in pushes(probe, 1.0) if a == "/vqsynth/level"]
+    assert 3 <= len(levels) <= 5, levels
+
+
+def test_pushes_to_another_port_until_the_client_leaves(live, server, probe):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(1.0)
+    port = listener.getsockname()[1]
+    try:
+        probe.ask("/vqsynth/notify", 1, 10, port, reply="/done")
+        assert listener.recv(65535).startswith(b"/vqsynth/")  # Max's udpreceive would get this
+        assert list(server.subscribers) == [("127.0.0.1", port)]
+        probe.ask("/vqsynth/notify", 0, 10, port, reply="/done")
+        assert server.subscribers == {}
+        time.sleep(0.3)
+        listener.settimeout(0.0)
+        while True:  # drain what was already in flight
+            try:
+                listener.recv(65535)
+            except BlockingIOError:
+                break
+        assert pushes(probe, 0.3) == []
+        listener.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            listener.recv(65535)
+    finally:
+        listener.close()
 
 
 def test_port_in_use_is_a_clear_error(live):

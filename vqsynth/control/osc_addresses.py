@@ -118,8 +118,8 @@ def _counters(req):
     req.reply("/counters.reply", *[x for k, v in sorted(pairs) for x in (k, int(v))])
 
 
-def _subscribe(req, on=1):
-    req.server.subscribe(req.sender, bool(on))
+def _subscribe(req, on=1, rate=10.0, port=None):
+    req.server.subscribe((req.sender[0], port) if port else req.sender, bool(on), rate)
     req.done()
 
 
@@ -130,9 +130,16 @@ def _sync(req, sync_id):
 NUMBER, INT = "number", "int"
 Z_LIMIT = 100.0
 INT32 = (-2**31, 2**31 - 1)  # what an OSC `i` carries, so a reply can echo it
-_SUBSCRIBE_DOC = ("1 (default): push `/vqsynth/state/<kind> values...` on every change (attr name "
-                  "value; preset index name; z) and `/vqsynth/level db voices` 10 times a second to "
-                  "the sender; 0: stop")
+_SUBSCRIBE_DOC = ("1 (default): push the instrument's state to the sender, first all of it, then what "
+                  "changed, `rate` times a second (default 10; changes in between are merged, the latest "
+                  "wins): `/vqsynth/attr/<name> value` for each attribute and `volume`, each OSC address "
+                  "the mapping binds (in its input range, so a TouchOSC fader follows), `/vqsynth/state/"
+                  "preset index name`, `/vqsynth/state/z`, and `/vqsynth/level db voices`; `port`: push to "
+                  "that port of the sender's host instead (for senders that cannot listen on their own "
+                  "port: Max's udpsend, TouchOSC); 0: stop")
+
+_SUBSCRIBE_ARGS = (Arg("on", INT, optional=True, range=(0, 1)), Arg("rate", NUMBER, optional=True, range=(0.5, 100)),
+                   Arg("port", INT, optional=True, range=(1, 65535)))
 
 ADDRESSES = [
     Address("/vqsynth/note/on", (Arg("pitch", NUMBER, range=(0, 127)), Arg("velocity", NUMBER, range=(0, 127)),
@@ -164,10 +171,9 @@ ADDRESSES = [
             "every counter: OSC packets, messages, refusals by kind and datagrams dropped when the receive "
             "buffer was full; MIDI messages, malformed, dropped, refusals; the engine's notes, steals, "
             "underruns, starved blocks", "/counters.reply name value ..."),
-    Address("/vqsynth/subscribe", (Arg("on", INT, optional=True, range=(0, 1)),), _subscribe, _SUBSCRIBE_DOC,
-            "/done /vqsynth/subscribe"),
-    Address("/vqsynth/notify", (Arg("on", INT, optional=True, range=(0, 1)),), _subscribe,
-            "scsynth-style alias of /vqsynth/subscribe", "/done /vqsynth/notify"),
+    Address("/vqsynth/subscribe", _SUBSCRIBE_ARGS, _subscribe, _SUBSCRIBE_DOC, "/done /vqsynth/subscribe"),
+    Address("/vqsynth/notify", _SUBSCRIBE_ARGS, _subscribe, "scsynth-style alias of /vqsynth/subscribe",
+            "/done /vqsynth/notify"),
     Address("/vqsynth/sync", (Arg("id", INT, range=INT32),), _sync,
             "barrier: answered once everything sent before it has been handled", "/synced id"),
 ]

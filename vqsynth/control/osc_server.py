@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from vqsynth.control.midi import MidiController
 from vqsynth.control.osc_addresses import Address, Arg, ArgError, Request, convert, lookup
@@ -36,6 +37,16 @@ class OscPortInUse(OSError):
     """The UDP port is taken; the message names it and what to do."""
 
 
+@dataclass
+class Subscriber:
+    """A /vqsynth/notify client: where its pushes go and how often."""
+
+    to: tuple[str, int]
+    interval: float  # seconds between pushes
+    due: float = 0.0  # time.monotonic() of its next push
+    seen: int = 0  # the state version it last got: it is sent what changed since
+
+
 class OscServer:
     """OSC in on UDP `host:port` (port 0: any free one, read back from `.port`).
 
@@ -45,14 +56,15 @@ class OscServer:
     """
 
     def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
-                 port: int = 9000, max_ahead: float = 60.0, level_interval: float = 0.1):
+                 port: int = 9000, max_ahead: float = 60.0):
         self.engine = engine
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
         self.max_ahead = max_ahead
-        self.level_interval = level_interval
         self.counters: Counter = Counter()
-        self.subscribers: set[tuple[str, int]] = set()
+        self.subscribers: dict[tuple[str, int], Subscriber] = {}
+        self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only
+        self.version = 0
         self.sock: socket.socket | None = None
         self.running = False
         self.threads: list[threading.Thread] = []
@@ -80,6 +92,7 @@ class OscServer:
                 pass
         sock.settimeout(1.0)  # stop() wakes the loop at once; this is the fallback
         self.sock, self.port, self.running = sock, sock.getsockname()[1], True
+        self._seed_state()
         self.engine.add_listener(self._on_engine_event)
         self.threads = [threading.Thread(target=self._receive_loop, name="vqsynth-osc-in", daemon=True),
                         threading.Thread(target=self._push_loop, name="vqsynth-osc-push", daemon=True)]
@@ -214,29 +227,71 @@ class OscServer:
             log.warning("OSC %s: %s (counted; logged once)", kind, detail)
 
     # ------------------------------------------------------------ subscriptions
-    def subscribe(self, client, on: bool):
-        (self.subscribers.add if on else self.subscribers.discard)(client)
+    def subscribe(self, client, on: bool, rate: float = 10.0):
+        """Start (or retime) or stop pushes to `client`; a new subscriber gets the whole state first."""
+        if on:
+            old = self.subscribers.get(client)
+            self.subscribers[client] = Subscriber(client, 1.0 / rate, seen=old.seen if old else 0)
+        else:
+            self.subscribers.pop(client, None)
 
     def _on_engine_event(self, kind: str, payload: dict):
-        """Called on whichever thread changed the engine: enqueue only."""
-        if self.running and self.subscribers:
-            self._pushes.put((f"/vqsynth/state/{kind}", list(payload.values())))
+        """Called on whichever thread changed the engine (the JACK callback included): enqueue only."""
+        if self.running:
+            self._pushes.put((kind, payload))
+
+    def _seed_state(self):
+        s = self.engine.status()
+        for name, value in s["attrs"].items():
+            self._remember("attr", {"name": name, "value": value})
+        self._remember("volume", {"value": s["volume"]})
+        if s["preset"] is not None:
+            self._remember("preset", {"index": s["preset"], "name": self.engine.model.presets[s["preset"]]})
+
+    def _remember(self, kind: str, payload: dict):
+        """Keep the latest value of each thing a subscriber sees: an attribute moves the address
+        that sets it and every OSC address the mapping binds to it (a TouchOSC fader follows)."""
+        if kind in ("attr", "volume"):
+            name = payload.get("name", "volume")
+            value = float(payload["value"])
+            self._store(("attr", name), f"/vqsynth/attr/{name}", [value])
+            for address, binding in self.controller.mapping.osc.items():
+                x = binding.input_from_value(value) if binding.target == name else None
+                if x is not None:
+                    self._store(("osc", address), address, [float(x)])
+        else:
+            self._store((kind,), f"/vqsynth/state/{kind}", list(payload.values()))
+
+    def _store(self, key, address, args):
+        self.version += 1
+        self.state[key] = (self.version, address, args)
 
     def _push_loop(self):
-        next_level = time.monotonic()
+        """Coalesce changes and push each subscriber what changed since its last push, plus
+        `/vqsynth/level db voices`, at the rate it asked for: a CC sweep cannot flood a phone."""
         while self.running:
+            now = time.monotonic()
+            wait = min([sub.due for sub in list(self.subscribers.values())], default=now + 0.1) - now
             try:
-                address, args = self._pushes.get(timeout=max(next_level - time.monotonic(), 0.0))
-                for client in list(self.subscribers):
-                    self.send(client, address, *args)
+                kind, payload = self._pushes.get(timeout=min(max(wait, 0.0), 0.1))
+                self._remember(kind, payload)
+                while True:
+                    kind, payload = self._pushes.get_nowait()
+                    self._remember(kind, payload)
             except queue.Empty:
                 pass
-            if time.monotonic() >= next_level:
-                next_level = time.monotonic() + self.level_interval
-                if self.subscribers:
-                    s = self.engine.status()
-                    for client in list(self.subscribers):
-                        self.send(client, "/vqsynth/level", float(s["level_db"]), int(s["voices"]))
+            now = time.monotonic()
+            due = [sub for sub in list(self.subscribers.values()) if sub.due <= now]
+            if not due:
+                continue
+            s = self.engine.status()
+            changes = sorted(self.state.values(), key=lambda item: item[0])
+            for sub in due:
+                for version, address, args in changes:
+                    if version > sub.seen:
+                        self.send(sub.to, address, *args)
+                self.send(sub.to, "/vqsynth/level", float(s["level_db"]), int(s["voices"]))
+                sub.seen, sub.due = self.version, max(sub.due + sub.interval, now)
 
 
 def _cut(text: str, n: int) -> str:
