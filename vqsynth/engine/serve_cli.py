@@ -27,6 +27,10 @@ def add_arguments(parser):
     parser.add_argument("--virtual-port", default="vqsynth", help="name of the virtual MIDI input port [vqsynth]")
     parser.add_argument("--osc-host", default="0.0.0.0", help="address the OSC server binds [0.0.0.0]")
     parser.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port, 0 for any free one [9000]")
+    parser.add_argument("--oscquery-port", type=int, default=None,
+                        help="TCP port of the OSCQuery HTTP server [the OSC port's number; any free one if taken]")
+    parser.add_argument("--no-discovery", action="store_true",
+                        help="no Zeroconf adverts (_osc._udp, _oscjson._tcp) and no OSCQuery HTTP server")
     parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
 
@@ -49,6 +53,7 @@ def _midi_description(args, midi):
 def run(args):
     from vqsynth.cli import UserError
     from vqsynth.control.midi import MidiController
+    from vqsynth.control.discovery import Discovery
     from vqsynth.control.midi_input import MidiInput, MidiUnavailable
     from vqsynth.control.osc_server import OscPortInUse, OscServer
     from vqsynth.engine.backends import open_backend
@@ -69,6 +74,7 @@ def run(args):
     except OscPortInUse as exc:
         backend.close()
         raise UserError(str(exc)) from None
+    discovery = None if args.no_discovery else Discovery(osc, port=args.oscquery_port).start()
     midi = None
     stop = threading.Event()
     audio_lost = False
@@ -88,7 +94,8 @@ def run(args):
               f"audio {backend.description}, {s['sample_rate']} Hz, block {s['block_size']}, "
               f"event latency {s['latency_ms']} ms, polyphony {s['polyphony']}; "
               f"MIDI {_midi_description(args, midi)}; "
-              f"OSC udp {args.osc_host}:{osc.port}", flush=True)
+              f"OSC udp {args.osc_host}:{osc.port}"
+              f"{f'; OSCQuery http://{args.osc_host}:{discovery.port}/' if discovery else ''}", flush=True)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
@@ -112,6 +119,8 @@ def run(args):
     finally:
         if midi is not None:
             midi.stop()
+        if discovery is not None:
+            discovery.stop()
         osc.stop()
         try:
             backend.stop()
