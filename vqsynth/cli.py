@@ -15,6 +15,7 @@ COMMANDS = [
     ("serve", "vqsynth.engine.serve_cli", "play the model live from MIDI and OSC"),
     ("render", "vqsynth.engine.render_cli", "render a MIDI file to WAV through the engine"),
     ("devices", "vqsynth.engine.devices_cli", "list audio devices and MIDI ports"),
+    ("learn", "vqsynth.control.learn_cli", "MIDI learn on a running server: bind the next CC moved to a parameter"),
     ("models", "vqsynth.model.models_cli", "list and validate model folders"),
     ("tokens", "vqsynth.model.tokens_cli", "print the token sequence of a WAV or of the prior"),
     ("data", "vqsynth.data.cli", "build the training corpus"),

@@ -207,8 +207,8 @@ class MidiController:
         with self._lock:
             fixed = FIXED.get(number)
             if fixed is None:
-                if self.learner is not None and self.learner.offer(self, channel, number, value):
-                    return  # learned: the mapping now has it, and the move below applies it
+                if self.learner is not None and self.learner.offer(channel, number):
+                    return  # MIDI learn took this move; the learn thread binds it, the next move plays
                 self._mapped_cc(channel, number, value, t)
             elif number in MANAGER_FANOUT and channel in self.zones:
                 for ch in self._zone(channel):

@@ -123,6 +123,24 @@ def _subscribe(req, on=1, rate=10.0, port=None):
     req.done()
 
 
+def _learn(req, parameter):
+    from vqsynth.control.learn import MidiLearn
+
+    server, controller = req.server, req.server.controller
+    if parameter == "off":
+        if controller.learner is not None:
+            controller.learner.cancel()
+        return req.done()
+
+    def failed(why):
+        server._count("learn failures", why)
+        req.reply("/fail", req.address, why)
+    MidiLearn(controller, parameter, server.learn_file,
+              done=lambda target, cc, channel, path: req.reply("/vqsynth/learned", target, cc, channel + 1, str(path)),
+              failed=failed).start()
+    req.done()
+
+
 def _sync(req, sync_id):
     req.reply("/synced", sync_id)
 
@@ -174,6 +192,10 @@ ADDRESSES = [
     Address("/vqsynth/subscribe", _SUBSCRIBE_ARGS, _subscribe, _SUBSCRIBE_DOC, "/done /vqsynth/subscribe"),
     Address("/vqsynth/notify", _SUBSCRIBE_ARGS, _subscribe, "scsynth-style alias of /vqsynth/subscribe",
             "/done /vqsynth/notify"),
+    Address("/vqsynth/learn", (Arg("parameter", "string"),), _learn,
+            "MIDI learn: the next CC moved (any channel) is bound to this parameter (an attribute or `volume`; "
+            "its other CCs are unbound) and saved to the user's mapping file; `off` cancels",
+            "/done /vqsynth/learn, then /vqsynth/learned parameter cc channel file (or /fail)"),
     Address("/vqsynth/sync", (Arg("id", INT, range=INT32),), _sync,
             "barrier: answered once everything sent before it has been handled", "/synced id"),
 ]

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from vqsynth.control.learn import user_mapping_path
 from vqsynth.control.midi import MidiController
 from vqsynth.control.osc_addresses import Address, Arg, ArgError, Request, convert, lookup
 from vqsynth.control.osc_packet import OscParseError, build, parse
@@ -56,11 +57,12 @@ class OscServer:
     """
 
     def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
-                 port: int = 9000, max_ahead: float = 60.0):
+                 port: int = 9000, max_ahead: float = 60.0, learn_file=None):
         self.engine = engine
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
         self.max_ahead = max_ahead
+        self.learn_file = learn_file or user_mapping_path()  # where /vqsynth/learn saves
         self.counters: Counter = Counter()
         self.subscribers: dict[tuple[str, int], Subscriber] = {}
         self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only

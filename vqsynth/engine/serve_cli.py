@@ -31,6 +31,9 @@ def add_arguments(parser):
                         help="TCP port of the OSCQuery HTTP server [the OSC port's number; any free one if taken]")
     parser.add_argument("--no-discovery", action="store_true",
                         help="no Zeroconf adverts (_osc._udp, _oscjson._tcp) and no OSCQuery HTTP server")
+    parser.add_argument("--learn-file", default=None,
+                        help="where MIDI learn saves [the --mapping file, else ~/.config/vqsynth/mapping.toml, "
+                             "which is then loaded when no --mapping is given]")
     parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
 
@@ -60,7 +63,13 @@ def run(args):
     from vqsynth.engine.errors import AudioError
     from vqsynth.engine.options import build_engine, load_mapping_or_fail
 
+    from vqsynth.control.learn import user_mapping_path
+
     started = time.perf_counter()
+    learned = user_mapping_path()
+    if args.mapping is None and args.learn_file is None and learned.exists():
+        args.mapping = str(learned)  # what MIDI learn saved last time
+        print(f"vqsynth: mapping {learned} (MIDI learn's; --mapping to choose another)", flush=True)
     engine = build_engine(args)
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     try:
@@ -68,7 +77,8 @@ def run(args):
                                latency=_latency(args.latency), controller=None if args.no_midi else controller)
     except AudioError as exc:
         raise UserError(str(exc)) from None
-    osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port)
+    osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port,
+                    learn_file=args.learn_file or args.mapping or learned)
     try:
         osc.start()
     except OscPortInUse as exc:
