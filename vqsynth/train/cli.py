@@ -6,7 +6,7 @@ runs every stage in order; each resumes from its checkpoint, and a finished stag
 
 from __future__ import annotations
 
-STAGES = ["encoder", "encode", "prior", "teacher", "generator", "export", "all"]
+STAGES = ["encoder", "encode", "prior", "teacher", "generator", "export", "probes", "all"]
 
 
 def add_arguments(parser):
@@ -54,4 +54,11 @@ def run(args):
                               max_minutes=args.generator_minutes, warmup=args.warmup)
         elif stage == "export":
             P.stage_export(notes, args)
+        elif stage == "probes":  # what the exported model's tokens carry (issue #3)
+            from pathlib import Path
+
+            from vqsynth.train.probes import run_probes, table
+
+            result = run_probes(args.corpus, args.out or Path("models") / args.name, Path(args.runs) / "probes.json")
+            print(table(result), flush=True)
     return 0
