@@ -83,3 +83,20 @@ def test_shipped_prior_holds_a_minute_and_ends_silent(shipped):
         assert not prior.silence[held[prior.attack_frames:]].any(), "silence before the release"
         assert len(set(held[-2000:].tolist())) > 1, "the hold is stuck on one token"
         assert prior.silence[after[-20:]].all() and w.done
+
+
+def test_probe_phase_labels_follow_a_known_envelope():
+    from vqsynth.train.probes import frame_levels, phase_labels, window_indices
+
+    sr, hop = 16000, 160
+    t = np.arange(4 * sr) / sr
+    env = np.clip((t - 0.5) / 0.1, 0, 1) * np.where(t < 1.0, 1.0, np.exp(-(t - 1.0) * 2)) \
+        * np.where(t < 3.0, 1.0, np.exp(-(t - 3.0) * 40))
+    x = (np.sin(2 * np.pi * 220 * t) * env)[None]
+    labels = phase_labels(frame_levels(x, hop), note_off_frame=300)[0]
+    assert (labels[:45] == 0).all()  # silence before the onset
+    assert (labels[55:60] == 1).all()  # the 100-ms rise is the attack
+    # the release: 60 dB under the peak ~70 ms after the note-off (the hold had decayed 35 dB by then)
+    assert (labels[110:300] == 2).all() and (labels[300:306] == 3).all() and (labels[310:] == 0).all()
+    ids = window_indices(np.array([[3, 5]]), radius=1, n_tokens=16)
+    assert ids.tolist() == [[48, 16 + 3, 32 + 5], [3, 16 + 5, 48]]  # padding id 48 beyond the ends
