@@ -38,7 +38,9 @@ def harmonic_block(phase, f0_from, f0_to, amp_from, amp_to, n, sample_rate, band
 
     phase [V] (radians, fundamental), f0_from/f0_to [V] Hz, amp_from/amp_to [V,H] linear amplitude
     per harmonic. Returns (audio [V,n] float32, phase at the end [V]).
-    sin(k*phi) is built by the Chebyshev recursion: one sin and one cos per sample, not H.
+    sin(k*phi) is built by the Chebyshev recursion: one sin and one cos per sample, not H. Voices
+    are taken lowest first, so harmonic k is computed only for the voices where it is audible (a
+    prefix): a high note costs its few audible harmonics, not H.
     """
     V, H = amp_to.shape
     ramp = (np.arange(1, n + 1, dtype=np.float64) / n)[None, :]
@@ -47,23 +49,32 @@ def harmonic_block(phase, f0_from, f0_to, amp_from, amp_to, n, sample_rate, band
     end_phase = np.mod(phi[:, -1], TWO_PI)
     k = np.arange(1, H + 1, dtype=np.float64)
     limit = min(band_limit_hz, 0.5 * sample_rate)
-    audible_from = (np.outer(f0_from, k) < limit).astype(np.float32)
-    audible_to = (np.outer(f0_to, k) < limit).astype(np.float32)
-    a0 = (amp_from * audible_from).astype(np.float32)
-    a1 = (amp_to * audible_to).astype(np.float32)
-    phi32 = np.mod(phi, TWO_PI).astype(np.float32)
-    s1 = np.sin(phi32)
+    a0 = (amp_from * (np.outer(f0_from, k) < limit)).astype(np.float32)
+    a1 = (amp_to * (np.outer(f0_to, k) < limit)).astype(np.float32)
+    lowest = np.minimum(f0_from, f0_to)
+    order = np.argsort(lowest, kind="stable")
+    counts = np.searchsorted(np.sort(lowest), limit / k, side="left")  # voices hearing harmonic k
+    phi32 = np.mod(phi[order], TWO_PI).astype(np.float32)
+    a0, d = a0[order], (a1 - a0)[order]
+    start = np.zeros((V, n), dtype=np.float32)
+    delta = np.zeros((V, n), dtype=np.float32)
+    s_prev = np.zeros((V, n), dtype=np.float32)  # sin(0 * phi)
+    s_now = np.sin(phi32)
+    spare = np.empty((V, n), dtype=np.float32)
     c2 = 2.0 * np.cos(phi32)
-    S = np.empty((V, H, n), dtype=np.float32)
-    S[:, 0] = s1
-    if H > 1:
-        np.multiply(c2, s1, out=S[:, 1])
-    for h in range(2, H):
-        np.multiply(c2, S[:, h - 1], out=S[:, h])
-        S[:, h] -= S[:, h - 2]
-    start = np.matmul(a0[:, None, :], S)[:, 0]
-    delta = np.matmul((a1 - a0)[:, None, :], S)[:, 0]
-    return start + delta * ramp.astype(np.float32), end_phase
+    for h in range(H):
+        m = int(counts[h])
+        if m == 0:
+            break
+        start[:m] += a0[:m, h, None] * s_now[:m]
+        delta[:m] += d[:m, h, None] * s_now[:m]
+        # sin((k+1) phi) = 2 cos(phi) sin(k phi) - sin((k-1) phi); rows past m are never read again
+        np.multiply(c2[:m], s_now[:m], out=spare[:m])
+        spare[:m] -= s_prev[:m]
+        s_prev, s_now, spare = s_now, spare, s_prev
+    out = np.empty((V, n), dtype=np.float32)
+    out[order] = start + delta * ramp.astype(np.float32)
+    return out, end_phase
 
 
 def noise_gains(bands, n_fft, sample_rate, band_limit_hz):
