@@ -76,6 +76,35 @@ def coherence(model, name, trials, rng, pitch_range):
     return M.coherence_accuracies(measured[0.2], measured[0.5], measured[0.8])
 
 
+def family_coherence(model, judge, trials, rng, pitch_range):
+    """DarkGAN's test for the soft labels: per family, the label set to 0.2 / 0.5 / 0.8 with the
+    rest fixed; the judge's probability of that family on the output must rise with it.
+    E1/E2/E3 as for the attributes, plus the Pearson r between label and probability."""
+    first = len(model.attr_names) - 16
+    out = {}
+    for f, name in enumerate(model.attr_names[first:]):
+        measured = {0.2: [], 0.5: [], 0.8: []}
+        for _ in range(trials):
+            base = model.attr_defaults.copy()
+            base[:first] = rng.uniform(0.2, 0.8, first)
+            z = rng.standard_normal(model.z_size).astype(np.float32)
+            pitch = int(rng.integers(max(pitch_range[0], 36), min(pitch_range[1], 84) + 1))
+            clips = []
+            for level in measured:
+                a = base.copy()
+                a[first + f] = level
+                clips.append(render_note(model, pitch, a, hold_s=1.0, z=z, tail_s=0.0)[:model.sample_rate])
+            _, fam, _ = judge(np.stack(clips))
+            for level, p in zip(measured, fam[:, f]):
+                measured[level].append(float(p))
+        c = M.coherence_accuracies(measured[0.2], measured[0.5], measured[0.8])
+        x = np.repeat(list(measured), trials)
+        y = np.concatenate([measured[k] for k in measured])
+        c["r"] = float(np.corrcoef(x, y)[0, 1]) if np.std(y) > 0 else 0.0
+        out[name] = c
+    return out
+
+
 def pitch_accuracy(model, pitches, bend=0.0):
     from vqsynth.data.pitch import yin
 
@@ -142,6 +171,8 @@ def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0):
                        "accuracy_bend_+1": float(np.mean([r["accuracy"] for r in bent])), "per_pitch": rows}
     trials = 5 if quick else 1000
     result["coherence"] = {a: coherence(model, a, trials, rng, (lo, hi)) for a in model.attr_names[:7]}
+    if len(model.attr_names) > 7:  # 16 families x 3 levels per trial: a tenth of the attribute trials
+        result["family_coherence"] = family_coherence(model, judge, max(trials // 10, 2), rng, (lo, hi))
     result["variable_length"] = variable_length(model, [0.05, 0.5, 2.0, 10.0] + ([] if quick else [60.0]))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +194,16 @@ def markdown(r):
               "| attribute | E1 low<high | E2 mid<high | E3 low<mid |", "|---|---|---|---|"]
     for a, c in r["coherence"].items():
         lines.append(f"| {a} | {c['E1']:.2f} | {c['E2']:.2f} | {c['E3']:.2f} |")
+    if r.get("family_coherence"):
+        fc = r["family_coherence"]
+        lines += ["", "Family soft labels through the judge (DarkGAN): the judge's probability of the family "
+                  "as the label goes 0.2 / 0.5 / 0.8.", "",
+                  "| family | E1 | E2 | E3 | r |", "|---|---|---|---|---|"]
+        for a, c in fc.items():
+            lines.append(f"| {a} | {c['E1']:.2f} | {c['E2']:.2f} | {c['E3']:.2f} | {c['r']:.2f} |")
+        lines.append(f"| mean | {np.mean([c['E1'] for c in fc.values()]):.2f} | "
+                     f"{np.mean([c['E2'] for c in fc.values()]):.2f} | {np.mean([c['E3'] for c in fc.values()]):.2f} | "
+                     f"{np.mean([c['r'] for c in fc.values()]):.2f} |")
     lines += ["", "| hold | clicks | level spread during hold | ends silent | tail peak |", "|---|---|---|---|---|"]
     for v in r["variable_length"]:
         spread = "—" if v["level_spread_db"] is None else f"{v['level_spread_db']:.1f} dB"
