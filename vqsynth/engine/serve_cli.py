@@ -104,8 +104,8 @@ def run(args):
               f"audio {backend.description}, {s['sample_rate']} Hz, block {s['block_size']}, "
               f"event latency {s['latency_ms']} ms, polyphony {s['polyphony']}; "
               f"MIDI {_midi_description(args, midi)}; "
-              f"OSC udp {args.osc_host}:{osc.port}"
-              f"{f'; OSCQuery http://{args.osc_host}:{discovery.port}/' if discovery else ''}", flush=True)
+              f"{f'OSCQuery http://{args.osc_host}:{discovery.port}/; ' if discovery else ''}"
+              f"OSC udp {args.osc_host}:{osc.port}", flush=True)  # the OSC port stays last: scripts read it there
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
