@@ -67,6 +67,7 @@ class OscServer:
         self.subscribers: dict[tuple[str, int], Subscriber] = {}
         self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only
         self.version = 0
+        self._reseed = False  # a new subscriber came: take the whole state from the engine again
         self.sock: socket.socket | None = None
         self.running = False
         self.threads: list[threading.Thread] = []
@@ -94,7 +95,6 @@ class OscServer:
                 pass
         sock.settimeout(1.0)  # stop() wakes the loop at once; this is the fallback
         self.sock, self.port, self.running = sock, sock.getsockname()[1], True
-        self._seed_state()
         self.engine.add_listener(self._on_engine_event)
         self.threads = [threading.Thread(target=self._receive_loop, name="vqsynth-osc-in", daemon=True),
                         threading.Thread(target=self._push_loop, name="vqsynth-osc-push", daemon=True)]
@@ -233,13 +233,15 @@ class OscServer:
         """Start (or retime) or stop pushes to `client`; a new subscriber gets the whole state first."""
         if on:
             old = self.subscribers.get(client)
+            self._reseed = self._reseed or old is None  # changes went unrecorded while nobody listened
             self.subscribers[client] = Subscriber(client, 1.0 / rate, seen=old.seen if old else 0)
         else:
             self.subscribers.pop(client, None)
 
     def _on_engine_event(self, kind: str, payload: dict):
-        """Called on whichever thread changed the engine (the JACK callback included): enqueue only."""
-        if self.running:
+        """Called on whichever thread changed the engine (the JACK callback included): enqueue only,
+        and nothing at all while nobody listens (a flood of attribute moves costs nothing extra)."""
+        if self.running and self.subscribers:
             self._pushes.put((kind, payload))
 
     def _seed_state(self):
@@ -286,6 +288,9 @@ class OscServer:
             due = [sub for sub in list(self.subscribers.values()) if sub.due <= now]
             if not due:
                 continue
+            if self._reseed:
+                self._reseed = False
+                self._seed_state()
             s = self.engine.status()
             changes = sorted(self.state.values(), key=lambda item: item[0])
             for sub in due:
