@@ -26,24 +26,24 @@ class MidiLearn:
     """One armed parameter. `done(target, cc, channel, path)` or `failed(why)` is called on the
     learn thread once a CC came (or `timeout` seconds passed, or the controller was re-armed)."""
 
-    def __init__(self, controller, target: str, path: Path, done, failed, timeout: float = 60.0):
+    def __init__(self, controller, target: str, path: Path | None, done, failed, timeout: float = 60.0):
         if target not in controller.targets:
             raise ValueError(f"unknown parameter '{target}' (known: {', '.join(controller.targets)})")
-        self.controller, self.target, self.path = controller, target, Path(path)
+        self.controller, self.target, self.path = controller, target, path and Path(path)
         self.done, self.failed, self.timeout = done, failed, timeout
         self.moved: tuple[int, int] | None = None  # (channel, cc)
         self.event = threading.Event()
-        self.cancelled = False
+        self.cancelled = self.quiet = False
 
     def start(self) -> "MidiLearn":
         previous, self.controller.learner = self.controller.learner, self
-        if previous is not None:
-            previous.cancel()
+        if previous is not None:  # superseded: the newer request is the one answered
+            previous.cancel(quietly=True)
         threading.Thread(target=self._wait, name="vqsynth-learn", daemon=True).start()
         return self
 
-    def cancel(self):
-        self.cancelled = True
+    def cancel(self, quietly: bool = False):
+        self.cancelled, self.quiet = True, quietly
         self.event.set()
 
     def offer(self, channel: int, number: int) -> bool:
@@ -59,17 +59,17 @@ class MidiLearn:
         if self.controller.learner is self:
             self.controller.learner = None
         if self.cancelled:
-            return self.failed(f"learning {self.target} was cancelled")
+            return None if self.quiet else self.failed(f"learning {self.target} was cancelled")
         if not came:
             return self.failed(f"no CC moved within {self.timeout:g} s; {self.target} is unchanged")
         channel, number = self.moved
         try:
             mapping = save_learned(self.path, self.controller.mapping.text, number, self.target,
-                                   self.controller.targets)
+                                   self.controller.targets)  # no path: checked, kept in memory only
         except (MappingError, OSError) as exc:
             return self.failed(f"could not save CC {number} -> {self.target}: {exc}")
         self.controller.use_mapping(mapping)
-        self.done(self.target, number, channel, self.path)
+        self.done(self.target, number, channel, self.path or "")
 
 
 def save_learned(path: Path, current_text: str, number: int, target: str, targets):
@@ -77,15 +77,15 @@ def save_learned(path: Path, current_text: str, number: int, target: str, target
     the mapping in use, if it does not exist yet); the target's other CCs are unbound, as one
     knob per parameter is what learn means. Returns the checked Mapping; a file that would not
     load is never written."""
-    text = path.read_text(encoding="utf-8") if path.exists() else (
+    text = path.read_text(encoding="utf-8") if path is not None and path.exists() else (
         f"# vqsynth mapping: MIDI learn writes here (started from {DEFAULT_MAPPING.name})\n" + current_text)
-    old = parse_mapping(text, str(path))
+    old = parse_mapping(text, str(path or "<learned>"))
     drop = {n for n, b in old.cc.items() if b.target == target} | {number}
     for n in drop:
         text = _remove_table(text, f"midi.cc.{n}")
     text = text.rstrip("\n") + f'\n\n[midi.cc.{number}]          # learned\ntarget = "{target}"\n'
     try:
-        mapping = parse_mapping(text, str(path))
+        mapping = parse_mapping(text, str(path or "<learned>"))
     except MappingError:
         mapping = None
     if mapping is None or mapping.cc.get(number) is None or mapping.cc[number].target != target or \
@@ -93,6 +93,8 @@ def save_learned(path: Path, current_text: str, number: int, target: str, target
         raise MappingError(f"{path}: its layout is not one MIDI learn can edit (a [midi.cc] table with "
                            f"inline entries?): bind CC {number} to {target} there by hand")
     mapping.resolve(targets)
+    if path is None:
+        return mapping
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

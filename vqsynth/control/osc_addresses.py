@@ -194,7 +194,7 @@ ADDRESSES = [
             "/done /vqsynth/notify"),
     Address("/vqsynth/learn", (Arg("parameter", "string"),), _learn,
             "MIDI learn: the next CC moved (any channel) is bound to this parameter (an attribute or `volume`; "
-            "its other CCs are unbound) and saved to the user's mapping file; `off` cancels",
+            "its other CCs are unbound) and saved to the user's mapping file (`serve`: --learn-file); `off` cancels",
             "/done /vqsynth/learn, then /vqsynth/learned parameter cc channel file (or /fail)"),
     Address("/vqsynth/sync", (Arg("id", INT, range=INT32),), _sync,
             "barrier: answered once everything sent before it has been handled", "/synced id"),
@@ -230,6 +230,8 @@ def convert(row: Address, args: list) -> list:
 
 
 def _value(arg: Arg, v):
+    if isinstance(v, float) and not math.isfinite(v):  # whatever the slot, NaN and inf are never meant
+        raise ArgError(f"{arg.name} must be a finite number, got {v}")
     if isinstance(v, str):
         if "string" in arg.kind:
             return v

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from vqsynth.control.learn import user_mapping_path
 from vqsynth.control.midi import MidiController
 from vqsynth.control.osc_addresses import Address, Arg, ArgError, Request, convert, lookup
 from vqsynth.control.osc_packet import OscParseError, build, parse
@@ -62,7 +61,7 @@ class OscServer:
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
         self.max_ahead = max_ahead
-        self.learn_file = learn_file or user_mapping_path()  # where /vqsynth/learn saves
+        self.learn_file = learn_file  # where /vqsynth/learn saves (None: learned bindings live in memory only)
         self.counters: Counter = Counter()
         self.subscribers: dict[tuple[str, int], Subscriber] = {}
         self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only
