@@ -12,6 +12,12 @@ JACK client that plays and listens), with a performance instead of a storm:
 Every second: voices, underruns, the server's memory. At the end: all notes off, and every voice
 must end. Target: 0 underruns, no growth in memory or voices.
 
+Underruns come in two kinds, both reported: JACK's xruns of the whole graph (whoever was late:
+on this VM the dummy driver's own cycles start late now and then, with no vqsynth running at
+all), and `late_callbacks`, the periods in which vqsynth's own callback finished after its
+deadline (measured in the callback with jack_frames_since_cycle_start). So that the first can be
+read, the run starts with `--floor-minutes` of the same rig with only the player client in it.
+
     nice -n 10 .venv/bin/python perf/soak.py --minutes 10 --json perf/results/soak.json
     nice -n 10 .venv/bin/python perf/soak.py --minutes 60 --json perf/results/soak-1h.json
 """
@@ -153,6 +159,20 @@ def osc_performer(port, rate, seconds, seed, results):
                  "releases": 0})
 
 
+def rig_floor(seconds, period=128) -> dict:
+    """JACK xruns of the rig with no vqsynth: jackd -d dummy and the player client only."""
+    jackd = flood.Jackd(period=period)
+    try:
+        player = flood.Player(jackd.name, lambda p: [])
+        time.sleep(seconds)
+        xruns, periods = player.xruns, player.period
+        player.close()
+    finally:
+        jackd.stop()
+    return {"seconds": seconds, "xruns": xruns, "xruns_per_minute": round(xruns / (seconds / 60), 1),
+            "periods": periods}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="10 (the default) or 60 for the one-hour soak")
@@ -160,8 +180,11 @@ def main():
     ap.add_argument("--model", default=None, help="model folder (default: a random-weight test model made here)")
     ap.add_argument("--server-nice", type=int, default=None,
                     help="niceness of the server under test (default: this script's); a performer's runs at 0")
+    ap.add_argument("--floor-minutes", type=float, default=1.0,
+                    help="first, the rig alone (jackd + the player, no vqsynth) for this long [1]")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    floor = rig_floor(args.floor_minutes * 60) if args.floor_minutes > 0 else None
     model_dir = args.model
     if model_dir is None:
         from vqsynth.train.export import make_test_model
@@ -175,6 +198,9 @@ def main():
     out = flood.run(model_dir, seconds, osc_rate=args.osc_rate, midi_rate=0, midi_schedule=performance(),
                     osc_process=osc_performer, on_second=every, server_nice=args.server_nice, progress=args.json)
     out["command"] = " ".join(["perf/soak.py", *sys.argv[1:]])
+    out["rig_floor"] = floor
+    out["xruns_per_minute"] = round(out["underruns"] / (seconds / 60), 1)
+    out["late_callbacks"] = out["engine"].get("late_callbacks")
     tl = out["timeline"]
     out["voices_first_minute_max"] = max((x["voices"] or 0) for x in tl[:60]) if tl else None
     out["voices_last_minute_max"] = max((x["voices"] or 0) for x in tl[-60:]) if tl else None
