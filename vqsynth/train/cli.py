@@ -21,6 +21,12 @@ def add_arguments(parser):
                         help="stop the generator stage after this many minutes (resume later) [no limit]")
     parser.add_argument("--batch", type=int, default=8, help="generator batch (whole 4-s notes) [8]")
     parser.add_argument("--warmup", type=int, default=400, help="spectral-only steps before the critics join [400]")
+    parser.add_argument("--gan-run", default="gan", help="run folder of the generator stage, under --runs [gan]")
+    parser.add_argument("--adv-weight", type=float, default=0.1, help="weight of the critics' terms for G [0.1]")
+    parser.add_argument("--drift", type=float, default=1e-3, help="critic drift penalty epsilon [0.001]")
+    parser.add_argument("--critic-warmup", type=int, default=0,
+                        help="steps the critics train alone when they join [0]")
+    parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, G and critics [0.0002]")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T [2.0]")
     parser.add_argument("--name", default="vqsynth-gm", help="model name for export [vqsynth-gm]")
     parser.add_argument("--out", default=None, help="model folder to export to [models/NAME]")
@@ -51,7 +57,8 @@ def run(args):
             encoded = encoded or P.stage_encode(notes, args.runs, args.hop)
             soft = soft if soft is not None else P.soft_labels(notes, args.runs, args.temperature)
             P.stage_generator(notes, args.runs, args.hop, encoded, soft, args.generator_steps, batch=args.batch,
-                              max_minutes=args.generator_minutes, warmup=args.warmup)
+                              max_minutes=args.generator_minutes, warmup=args.warmup, run_name=args.gan_run,
+                              adv_weight=args.adv_weight, drift=args.drift, critic_warmup=args.critic_warmup, lr=args.lr)
         elif stage == "export":
             P.stage_export(notes, args)
         elif stage == "probes":  # what the exported model's tokens carry (issue #3)

@@ -150,7 +150,7 @@ def soft_labels(notes: Notes, runs, temperature=2.0, batch=32):
 
 
 def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seconds=4.0, max_minutes=None,
-                    warmup=400):
+                    warmup=400, run_name="gan", **gan_options):
     from vqsynth.train.gan import train_gan
     from vqsynth.train.generator import GeneratorConfig
 
@@ -166,16 +166,16 @@ def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seco
                 "attrs": torch.from_numpy(attrs.astype(np.float32)),
                 "tokens": torch.from_numpy(tokens[rows, :T])}
 
-    return train_gan(sample, _run(runs, "gan"), cfg, notes.sample_rate, hop, len(TIMBRE_NAMES),
-                     steps=steps, batch=batch, warmup=warmup, max_minutes=max_minutes)
+    return train_gan(sample, _run(runs, run_name), cfg, notes.sample_rate, hop, len(TIMBRE_NAMES),
+                     steps=steps, batch=batch, warmup=warmup, max_minutes=max_minutes, **gan_options)
 
 
-def load_generator(runs):
+def load_generator(runs, run_name="gan"):
     from vqsynth.train.generator import Generator, GeneratorConfig
 
     cfg = GeneratorConfig(n_attrs=len(TIMBRE_NAMES) + len(FAMILIES))
     gen = Generator(cfg)
-    state = torch.load(_run(runs, "gan") / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = torch.load(_run(runs, run_name) / "checkpoint.pt", map_location="cpu", weights_only=False)
     gen.load_state_dict(state["G"])
     return gen.eval(), state["step"], state.get("elapsed", 0.0)
 
@@ -184,7 +184,7 @@ def stage_export(notes: Notes, args):
     from vqsynth.model.folder import models_dir
     from vqsynth.train.export import export_model_folder
 
-    gen, steps, elapsed = load_generator(args.runs)
+    gen, steps, elapsed = load_generator(args.runs, getattr(args, "gan_run", "gan"))
     encoder = load_encoder(args.runs, notes.sample_rate, args.hop).encoder
     prior = json.loads((Path(args.runs) / "prior.json").read_text())
     rng = np.random.default_rng(2026)
