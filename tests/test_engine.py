@@ -234,3 +234,30 @@ def test_channel_attribute_changes_only_that_channel(test_model):
         e.channel_attr(1, "brightness", 7.0)
     e.reset_controllers(1)
     assert np.isnan(e.channel_attr_target[1]).all() and e.channel_level[1] == 1.0
+
+
+def test_control_changes_stamped_for_later_wait_for_their_time(test_model):
+    """An OSC bundle's timetag holds attribute, bend, pedal and preset changes like notes."""
+    e = _engine(test_model, attack_cache=False)
+    backend = NullBackend(e)
+    e.start()
+    backend.start()
+    try:
+        time.sleep(0.1)
+        later = time.monotonic() + 0.4
+        before = float(e.attr_target[0])
+        name = test_model.attr_names[0]
+        e.set_attr(name, 0.95, t=later)
+        e.pitch_bend(3, 1.5, t=later)
+        e.sustain(3, True, t=later)
+        e.channel_expression(3, 0.5, t=later)
+        e.set_attr(name, 0.9)  # a change stamped now applies now
+        assert float(e.attr_target[0]) == pytest.approx(0.9) and e.bend[3] == 0.0
+        assert not e.sustain_on[3] and e.channel_level[3] == 1.0
+        time.sleep(0.6)
+        assert float(e.attr_target[0]) == pytest.approx(0.95) and e.bend[3] == 1.5
+        assert e.sustain_on[3] and e.channel_level[3] == 0.5
+        assert before != 0.95
+    finally:
+        backend.stop()
+        e.stop()

@@ -129,6 +129,13 @@ class Engine:
             return True
         return False
 
+    def _later(self, t, at_sample, apply) -> bool:
+        """A control change stamped for later than the render lead (an OSC bundle's timetag)
+        waits in the heap until then; `apply()` makes it when due. False: apply it now."""
+        if t is None and at_sample is None:
+            return False
+        return self._defer(self._pos(t, at_sample), lambda _pos: apply())
+
     def note_on(self, pitch, velocity, channel=0, note_id=None, t=None, at_sample=None):
         pitch, velocity, channel = float(pitch), int(velocity), int(channel)
         if not np.isfinite(pitch) or not 0 <= pitch <= 127:
@@ -222,6 +229,8 @@ class Engine:
     def sustain(self, channel, on, t=None, at_sample=None):
         if not 0 <= int(channel) < 16:
             raise InputError(f"channel {channel} out of range 0..15")
+        if self._later(t, at_sample, lambda: self.sustain(channel, on)):
+            return
         pos = self._pos(t, at_sample)
         with self.lock:
             self.sustain_on[channel] = bool(on)
@@ -276,6 +285,8 @@ class Engine:
             raise InputError(f"expression {level} out of range 0..1")
         if not 0 <= channel < 16:
             raise InputError(f"channel {channel} out of range 0..15")
+        if self._later(t, at_sample, lambda: self.channel_expression(channel, level)):
+            return
         with self.lock:
             self.channel_level[channel] = level
             s = self.slots
@@ -294,14 +305,17 @@ class Engine:
             k = self.model.attr_names.index(name)
         except ValueError:
             raise InputError(f"unknown attribute '{name}' (known: {', '.join(self.model.attr_names)})") from None
+        if value is not None:
+            lo, hi = self.model.attr_ranges[name]
+            if not np.isfinite(float(value)) or not lo <= float(value) <= hi:
+                raise InputError(f"attribute {name}: {value} is outside {lo:g}..{hi:g}")
+        if self._later(t, at_sample, lambda: self.channel_attr(channel, name, value)):
+            return
         with self.lock:
             if value is None:
                 self.channel_attr_target[channel, k] = np.nan
                 return
             value = float(value)
-            lo, hi = self.model.attr_ranges[name]
-            if not np.isfinite(value) or not lo <= value <= hi:
-                raise InputError(f"attribute {name}: {value} is outside {lo:g}..{hi:g}")
             if np.isnan(self.channel_attr_target[channel, k]):  # glide from where the voice is now
                 self.channel_attr_now[channel, k] = self.attr_now[k]
             self.channel_attr_target[channel, k] = value
@@ -310,6 +324,8 @@ class Engine:
         semitones = float(semitones)
         if not np.isfinite(semitones) or abs(semitones) > 48:
             raise InputError(f"pitch bend {semitones} semitones out of range ±48")
+        if self._later(t, at_sample, lambda: self.pitch_bend(channel, semitones)):
+            return
         self.bend[int(channel)] = semitones
 
     def smoothing_per_frame(self, smooth_ms: float) -> float:
@@ -322,6 +338,8 @@ class Engine:
         value = float(value)
         if not np.isfinite(value) or not 0.0 <= value <= 1.0:
             raise InputError(f"volume {value} out of range 0..1")
+        if self._later(t, at_sample, lambda: self.set_volume(value, smooth_ms=smooth_ms)):
+            return
         self.volume_step = 1.0 / (max(smooth_ms, 0.1) / 1000.0 * self.sample_rate)
         self.volume_target = value
         self._settings_changed("volume", {"value": value}, invalidates_cache=False)
@@ -337,6 +355,8 @@ class Engine:
             raise InputError(f"attribute {name}: value {value} is not a number")
         if not lo <= value <= hi:
             raise InputError(f"attribute {name}: {value:g} is outside {lo:g}..{hi:g}")
+        if self._later(t, at_sample, lambda: self.set_attr(name, value, smooth_ms=smooth_ms)):
+            return
         if smooth_ms is not None:
             self.attr_smoothing[i] = self.smoothing_per_frame(float(smooth_ms))
         self.attr_target[i] = value
@@ -352,6 +372,8 @@ class Engine:
             index = int(preset)
             if not names or not 0 <= index < len(names):
                 raise InputError(f"preset {index} out of range 0..{len(names) - 1}")
+        if self._later(t, at_sample, lambda: self.set_preset(index)):
+            return
         self.preset = index
         self.z = self.model.preset_z(index)
         self.z_version += 1
@@ -364,6 +386,8 @@ class Engine:
             vec = np.asarray(z, dtype=np.float32).reshape(-1)
             if vec.size != self.model.z_size or not np.all(np.isfinite(vec)):
                 raise InputError(f"z needs {self.model.z_size} finite numbers or one integer seed, got {vec.size}")
+        if self._later(t, at_sample, lambda: self.set_z(vec)):
+            return
         self.z = vec
         self.preset = None
         self.z_version += 1
