@@ -35,6 +35,16 @@ def test_a_signal_at_a_known_pitch_scores_full_accuracy():
     assert wrong == 0.0
 
 
+def test_pyin_tracks_a_known_pitch_and_an_octave_error_misses():
+    t = np.arange(SR) / SR
+    f = 110.0
+    x = 0.5 * np.sin(2 * np.pi * f * t) + 0.3 * np.sin(2 * np.pi * 2 * f * t)
+    f0, voiced = M.track_pitch(x, SR, f)
+    assert M.pitch_accuracy(f0, voiced, f)[0] > 0.95
+    f0, voiced = M.track_pitch(x, SR, 2 * f)  # asked for the octave above: the tracker must not agree
+    assert M.pitch_accuracy(f0, voiced, 2 * f)[0] < 0.2
+
+
 def test_white_noise_is_unvoiced_and_brighter_signal_measures_brighter():
     rng = np.random.default_rng(1)
     f0, voiced = yin(rng.standard_normal(SR) * 0.3, SR)

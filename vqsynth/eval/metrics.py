@@ -49,6 +49,19 @@ def cents(f_est, f_ref):
     return 1200.0 * np.log2(np.asarray(f_est, np.float64) / np.asarray(f_ref, np.float64))
 
 
+def track_pitch(audio: np.ndarray, sample_rate: int, target_hz: float, hop: int = 160):
+    """f0 per frame and voicing with pYIN (librosa), a tracker nobody here wrote (torchcrepe
+    needs torchaudio, which has no build for torch 2.13). It searches an octave either side of
+    the target, so an octave error still shows as a miss."""
+    import librosa
+
+    fmin = max(target_hz / 2.0, 2.2 * sample_rate / 4096)  # two periods must fit the frame
+    fmax = min(target_hz * 2.0, sample_rate / 2.5)
+    f0, voiced, _ = librosa.pyin(np.asarray(audio, np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
+                                 frame_length=4096 if target_hz < 110 else 2048, hop_length=hop)
+    return np.nan_to_num(f0), voiced
+
+
 def pitch_accuracy(f0_frames: np.ndarray, voiced: np.ndarray, target_hz: float, tolerance_cents=50.0):
     """Share of voiced frames within `tolerance_cents` of the target, and the median cent error."""
     f = np.asarray(f0_frames)[np.asarray(voiced, bool)]
