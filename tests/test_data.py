@@ -15,6 +15,7 @@ from vqsynth.data.cli import DEFAULT_SOUNDFONT, main
 from vqsynth.data.corpus import SPLITS, Corpus, verify
 from vqsynth.data.gm import DRUM_CLASSES, DRUM_KEYS
 from vqsynth.data.pitch import tuning_cents
+from vqsynth.eval.metrics import track_pitch
 
 PIANO, FLUTE, SAW = 0, 73, 81
 TINY = dict(programs=[PIANO, FLUTE, SAW], pitches=[36, 38, 42, 48, 49, 60, 72], velocities=[100], kits=[0, 25])
@@ -62,6 +63,10 @@ def test_rendered_pitch_matches_the_label(tiny):
         cents = tuning_cents(c.audio(i), c.sample_rate, int(lab["pitch"]))
         assert abs(cents) < 50, (lab["preset"], lab["pitch"], cents)
         assert lab["tuning_cents"] == pytest.approx(cents, abs=1e-3)
+        # and by a tracker nobody here wrote: pYIN (librosa), on half a second of the hold
+        target = 440.0 * 2 ** ((int(lab["pitch"]) - 69) / 12)
+        f0, voiced = track_pitch(c.audio(i)[int(0.3 * c.sample_rate):int(0.8 * c.sample_rate)], c.sample_rate, target)
+        assert voiced.mean() > 0.5 and abs(np.median(1200 * np.log2(f0[voiced] / target))) < 50, lab["preset"]
 
 
 def test_labels_are_complete(tiny):

@@ -51,12 +51,13 @@ def cents(f_est, f_ref):
 
 def track_pitch(audio: np.ndarray, sample_rate: int, target_hz: float, hop: int = 160):
     """f0 per frame and voicing with pYIN (librosa), a tracker nobody here wrote (torchcrepe
-    needs torchaudio, which has no build for torch 2.13). It searches an octave either side of
-    the target, so an octave error still shows as a miss."""
+    needs torchaudio, which has no build for torch 2.13). It searches 11 semitones either side
+    of the target: an octave error then shows as a miss, and the search never reaches exactly
+    the octave below, where pYIN itself errs on bright tones (a sawtooth at C5 here)."""
     import librosa
 
-    fmin = max(target_hz / 2.0, 2.2 * sample_rate / 4096)  # two periods must fit the frame
-    fmax = min(target_hz * 2.0, sample_rate / 2.5)
+    fmin = max(target_hz * 2 ** (-11 / 12), 2.2 * sample_rate / 4096)  # two periods must fit the frame
+    fmax = min(target_hz * 2 ** (11 / 12), sample_rate / 2.5)
     f0, voiced, _ = librosa.pyin(np.asarray(audio, np.float32), fmin=fmin, fmax=fmax, sr=sample_rate,
                                  frame_length=4096 if target_hz < 110 else 2048, hop_length=hop)
     return np.nan_to_num(f0), voiced
