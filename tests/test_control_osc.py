@@ -109,6 +109,25 @@ def test_datagrams_above_8192_bytes_arrive_whole(live, probe):
     assert live.fixed_tokens == tokens
 
 
+def test_an_envelope_from_a_wav_file(live, probe, tmp_path):
+    import soundfile as sf
+
+    sr = 44100  # not the model's rate, and stereo: resampled and mixed down on the way in
+    t = np.arange(int(1.5 * sr)) / sr
+    tone = np.sin(2 * np.pi * 220 * t) * np.clip((t - 0.3) / 0.02, 0, 1) * (t < 1.2)
+    path = tmp_path / "envelope.wav"
+    sf.write(path, np.stack([tone, tone], 1) * 0.5, sr)
+    model = live.model
+    tokens = model.encode_file(path)
+    assert abs(len(tokens) - 1.5 * model.sample_rate / model.hop) <= 1
+    done = probe.ask("/vqsynth/tokens/wav", str(path), reply="/done")
+    assert done[0] == "/vqsynth/tokens/wav" and done[1] == len(live.fixed_tokens)
+    assert live.fixed_tokens == tokens[len(tokens) - done[1]:].tolist()  # from the first sounding frame
+    assert not model.prior.silence[live.fixed_tokens[0]]
+    address, why = probe.ask("/vqsynth/tokens/wav", str(tmp_path / "nope.wav"), reply="/fail")
+    assert address == "/vqsynth/tokens/wav" and "nope.wav" in why and "cannot read" in why
+
+
 def _nested(depth):
     inner = message("/vqsynth/panic")
     for _ in range(depth):

@@ -30,7 +30,9 @@ def get(port, path):
 
 
 def leaves(node):
-    if "CONTENTS" not in node:
+    """Every node a message can be sent to: the ones with a TYPE (a method may also hold children,
+    as /vqsynth/tokens holds /vqsynth/tokens/wav) and the bare ends of the tree."""
+    if "TYPE" in node or "CONTENTS" not in node:
         yield node
     for child in node.get("CONTENTS", {}).values():
         yield from leaves(child)
@@ -110,7 +112,7 @@ def test_a_running_server_is_found_by_zeroconf_and_describes_itself(test_model_d
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            mine = {k: [i for i in v if i.port in (osc_port, http_port)] for k, v in found.items()}
+            mine = {k: [i for i in list(v) if i.port in (osc_port, http_port)] for k, v in list(found.items())}
             if all(mine.get(k) for k in ("_osc._udp.local.", "_oscjson._tcp.local.")):
                 break
             seen.wait(0.5)

@@ -6,9 +6,11 @@ Nothing is mocked: a real Engine, OscServer (replies over real UDP), MidiControl
 parser and model loader.
 """
 
+import functools
 import math
 import struct
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,13 +80,29 @@ def test_wrong_argument_counts_are_refused_naming_the_count(osc, row, args):
     assert len(fails) == 1 and "wrong number of arguments" in fails[0][1][1], fails
 
 
+@functools.lru_cache(maxsize=1)
+def _wav():
+    """A real recording for /vqsynth/tokens/wav: a tone with a noisy attack, 0.3 s."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    t = np.arange(4800) / 16000
+    x = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.2 * rng.standard_normal(t.size) * np.exp(-t * 20)
+    path = Path(tempfile.mkdtemp(prefix="vqs-fuzz-")) / "tone.wav"
+    sf.write(path, x, 16000)
+    return path
+
+
 def _good_args(row, data, model):
     """Arguments the table says are fine, drawn by hypothesis."""
     out = []
     for a in row.args:
         if a.optional and data.draw(st.booleans()):
             break
-        if "string" in a.kind:
+        if a.kind == "string" and row.address.endswith("/wav"):
+            out.append(str(_wav()))
+            break  # an id would have to name a sounding note
+        elif "string" in a.kind:
             out.append(data.draw(st.sampled_from([0, 1, 3, "random-0", "random-3"])))
         elif a.many and row.address.endswith("tokens"):
             out += data.draw(st.lists(st.integers(0, model.n_tokens - 1), min_size=1, max_size=32))

@@ -99,6 +99,28 @@ class Model:
         audio = np.asarray(audio, dtype=np.float32).reshape(1, -1)
         return self.encoder.run(None, {"audio": audio})[0][0]
 
+    def encode_file(self, path, max_seconds: float = 120.0) -> np.ndarray:
+        """Tokens of an audio file (any rate soundfile reads, mixed to mono, resampled with soxr).
+        Raises ValueError naming the file when it cannot be read, is empty or is too long."""
+        import soundfile as sf
+        import soxr
+
+        try:
+            info = sf.info(str(path))
+            if info.duration > max_seconds:
+                raise ValueError(f"{path}: {info.duration:.1f} s long, more than {max_seconds:g} s")
+            audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except ValueError:
+            raise
+        except Exception as exc:  # missing, unreadable, not audio: soundfile's own words
+            raise ValueError(f"{path}: cannot read audio ({exc})") from None
+        mono = audio.mean(axis=1)
+        if sr != self.sample_rate:
+            mono = soxr.resample(mono, sr, self.sample_rate)
+        if mono.size < self.hop:
+            raise ValueError(f"{path}: shorter than one frame ({self.hop} samples at {self.sample_rate} Hz)")
+        return self.encode(np.ascontiguousarray(mono, dtype=np.float32))
+
 
 def seed_z(seed: int, z_size: int) -> np.ndarray:
     """The z vector an integer seed names (the same on every machine)."""

@@ -15,20 +15,12 @@ def add_arguments(parser):
 
 def encode_wav(model, path):
     """Tokens of a WAV file: mixed to mono, resampled to the model's rate with soxr."""
-    import numpy as np
-    import soundfile as sf
-    import soxr
-
     from vqsynth.cli import UserError
 
     try:
-        audio, sr = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise UserError(f"{path}: cannot read audio ({exc})") from None
-    mono = audio.mean(axis=1)
-    if sr != model.sample_rate:
-        mono = soxr.resample(mono, sr, model.sample_rate)
-    return model.encode(np.ascontiguousarray(mono, dtype=np.float32))
+        return model.encode_file(path)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def prior_tokens(model, hold_s, velocity, seed):
