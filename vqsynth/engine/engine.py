@@ -12,7 +12,6 @@ Threads and what each may do (DESIGN.md real-time rules):
 
 from __future__ import annotations
 
-import copy
 import heapq
 import threading
 import time
@@ -26,6 +25,7 @@ from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
 
 CACHE_VELOCITIES = (40, 80, 115)  # one cached attack per velocity bucket of the prior
+STALE_ATTRS = 0.25  # a cache serves while no attribute has moved further than this since its build
 
 
 def realtime_priority(level: int = 1) -> bool:
@@ -71,7 +71,7 @@ class Engine:
                                 model.band_limit_hz, seed)
         self.gen_state = model.initial_state(polyphony)
         self.slot_z = np.zeros((polyphony, model.z_size), dtype=np.float32)
-        self.pending: dict[int, tuple] = {}  # slot -> ("reset", f0) | ("restore", snapshot)
+        self.pending: dict[int, tuple] = {}  # slot -> ("reset", f0) | ("restore", snapshot) | ("bent", (f0, state))
         self.scheduled: list = []  # heap of (sample, seq, method, args) for events far ahead
         self.seq = 0
         self.serial = 0
@@ -100,8 +100,6 @@ class Engine:
         self.cache: dict | None = None
         self.cache_version = -1
         self.z_version = 0  # bumps when the instrument (z, preset) changes; a cache for another z is never used
-        self.attack_synth = VoiceSynth(1, model.n_harmonics, model.n_noise, sample_rate, self.hop,
-                                       model.band_limit_hz, seed)  # bent attacks, rendered at note-on
         self.settings_changed_at = 0.0
         # counters and meters
         self.counters = dict(underruns=0, late_callbacks=0, starved=0, late_notes=0, notes=0, steals=0, cache_hits=0,
@@ -164,9 +162,7 @@ class Engine:
                 self.counters["steals"] += 1
             self.serial += 1
             note_id = self.serial if note_id is None else int(note_id)
-            tokens = self.model.prior.note(velocity, seed=(self.seed, self.serial))
-            note = Note(pitch, channel, velocity, note_id, self.serial, tokens,
-                        fixed_tokens=list(self.fixed_tokens))
+            note = Note(pitch, channel, velocity, note_id, self.serial, None, fixed_tokens=list(self.fixed_tokens))
             self.fixed_tokens = []
             s.active[slot] = False
             s.generation[slot] += 1
@@ -179,13 +175,18 @@ class Engine:
             self.slot_z[slot] = self.z
             cached = self._cached_attack(pitch, velocity, channel, note)
             if cached is not None:
-                audio, snap = cached
-                s.write(slot, audio)
-                note.tokens = copy.deepcopy(snap[2])  # the cached attack's writer, reseeded per note
-                note.tokens.rng = np.random.default_rng((self.seed, self.serial))
-                self.pending[slot] = ("restore", snap)
+                audio, frames, snap = cached
+                note.tokens = snap[2].fork((self.seed, self.serial))  # the cached attack's writer, reseeded
+                f0 = pitch + self.bend[channel]
+                if f0 == int(round(pitch)):
+                    s.write(slot, audio)
+                    self.pending[slot] = ("restore", snap)
+                else:  # the render thread plays the cached frames at the true pitch, frame by frame
+                    self.pending[slot] = ("bent", (float(midi_to_hz(f0)), snap[0]))
+                    note.cached_frames = list(frames)
                 self.counters["cache_hits"] += 1
             else:  # nothing to play until the render thread has run the model: this note starts late
+                note.tokens = self.model.prior.note(velocity, seed=(self.seed, self.serial))
                 self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bend[channel])))
                 self.counters["late_notes"] += 1
             self.counters["notes"] += 1
@@ -510,8 +511,11 @@ class Engine:
             if not did:
                 if builder is None and self._cache_wanted():
                     builder = self._cache_builder()
-                if builder is not None:
+                if builder is not None:  # one chunk, then as long again for the other threads (OSC, MIDI)
+                    t_chunk = time.perf_counter()
                     builder = builder if next(builder, StopIteration) is not StopIteration else None
+                    self.wake.wait(time.perf_counter() - t_chunk)  # a note-on cuts the pause short
+                    self.wake.clear()
                 else:
                     self.wake.wait(0.002)
                     self.wake.clear()
@@ -539,23 +543,32 @@ class Engine:
                 return False
             for i in need:
                 self._apply_pending(i)
+            # a bent note started from the cache plays its cached frames before the model takes over
+            cached = {i: s.notes[i].cached_frames.pop(0) for i in need if s.notes[i].cached_frames}
+            run = [i for i in need if i not in cached]
+            need = run + list(cached)
             sel = np.array(need)
             gens = s.generation[sel].copy()
-            tokens = np.array([[self._next_token(i)] for i in need], dtype=np.int64)
-            pitch = np.array([s.notes[i].pitch for i in need], dtype=np.float32)
+            tokens = np.array([[self._next_token(i)] for i in run], dtype=np.int64)
+            pitch = np.array([s.notes[i].pitch for i in run], dtype=np.float32)
             f0 = midi_to_hz(np.array([s.notes[i].pitch + self.bend[s.notes[i].channel] for i in need]))[:, None]
             self.attr_now += self.attr_smoothing * (self.attr_target - self.attr_now)
-            attrs = np.repeat(self.attr_now[None], len(need), 0)
+            attrs = np.repeat(self.attr_now[None], len(run), 0)
             own = ~np.isnan(self.channel_attr_target)
             if own.any():  # per-channel attributes (MPE): smoothed once per step, applied per voice
                 tgt = np.where(own, self.channel_attr_target, self.channel_attr_now)
                 self.channel_attr_now += self.attr_smoothing * (tgt - self.channel_attr_now)
-                for k, i in enumerate(need):
+                for k, i in enumerate(run):
                     c = s.notes[i].channel
                     attrs[k] = np.where(own[c], self.channel_attr_now[c], attrs[k])
             state = self.gen_state[sel]
-            z = self.slot_z[sel]
-        frames, state = self.model.generate(z, pitch, attrs, tokens, state)
+            z = self.slot_z[run]
+        if run:
+            frames, state[:len(run)] = self.model.generate(z, pitch, attrs, tokens, state[:len(run)])
+        else:
+            frames = np.zeros((0, 1, self.model.frame_size), dtype=np.float32)
+        if cached:
+            frames = np.concatenate([frames, np.stack(list(cached.values()))[:, None]], axis=0)
         audio = self.synth.render(sel, frames, f0)
         bad = ~np.isfinite(audio).all(axis=1)  # a model that blew up (NaN/inf) must not reach the output
         if bad.any():
@@ -582,7 +595,10 @@ class Engine:
 
     def _apply_pending(self, i):
         kind, arg = self.pending.pop(i, (None, None))
-        if kind == "reset":
+        if kind == "bent":  # cached frames follow; the model resumes from the state after them
+            self.synth.reset(np.array([i]), np.array([arg[0]]))
+            self.gen_state[i] = arg[1]
+        elif kind == "reset":
             self.synth.reset(np.array([i]), np.array([arg]))
             self.gen_state[i] = 0.0
         elif kind == "restore":
@@ -604,41 +620,41 @@ class Engine:
 
     # ------------------------------------------------------------ attack cache
     def _cached_attack(self, pitch, velocity, channel, note):
-        """(audio, (gen_state, synth_snapshot, token_writer)) for a note from the attack cache, or None.
+        """(audio, frames, (gen_state, synth_snapshot, token_writer)) from the attack cache, or None.
 
-        The cache serves the instrument (z) it was built for, even while attributes move: a
-        performer sweeping a CC keeps hearing notes at once, their first frames made with the
-        attributes of the last rebuild (which follows within about 50 ms of the sweep settling),
-        the rest rendered live with the current ones. A bent or fractional pitch takes the frames
-        of the nearest cached pitch through the DSP head at its true fundamental (~1 ms here)."""
+        The cache serves the instrument (z) it was built for, even while attributes move (by up
+        to STALE_ATTRS since its build): a performer sweeping a CC keeps hearing notes at once,
+        their first frames made with the attributes of the last rebuild (which follows within
+        50 ms of the sweep settling, or 2 s into it), the rest rendered live with the current
+        ones. Further than that (a storm of random values) notes start late, as without a cache:
+        serving them cost the 10k OSC/s flood a third of its OSC throughput. A bent or fractional pitch takes the frames
+        of the nearest cached pitch, which the render thread puts through the DSP head at the
+        true fundamental frame by frame instead of running the model (not here, where the caller
+        may be the audio callback: 0.8 ms per note there starved the OSC thread of the GIL in a
+        MIDI storm). Such a note starts at the render thread's next step (~1 ms)."""
         c = self.cache
         if c is None or c["z_version"] != self.z_version or note.fixed_tokens:
             return None
+        if np.abs(c["attrs"] - self.attr_target).max() > STALE_ATTRS:
+            return None  # too far from what it was built for (an OSC storm of random values)
         key = (int(round(pitch)), self.model.prior.bucket(velocity))
         entry = c["entries"].get(key)
         if entry is None:
             return None
-        audio, frames, snap = entry
-        f0 = pitch + self.bend[channel]
-        if f0 == key[0]:
-            return audio, snap
-        hz = midi_to_hz(np.array([f0]))
-        one = np.array([0])
-        self.attack_synth.reset(one, hz)
-        audio = self.attack_synth.render(one, frames[None], np.repeat(hz[:, None], frames.shape[0], 1))[0]
-        if not np.isfinite(audio).all():
-            return None
-        return audio, (snap[0], self.attack_synth.snapshot(one), snap[2])
+        return entry
 
     def _cache_wanted(self) -> bool:
-        """Rebuild now? At once for a new instrument (z); for moved attributes once they rest for
-        50 ms, or every 2 s while a sweep goes on, so the cache follows a CC that never stops
-        (a rebuild costs ~0.3 s of one core for 88 pitches x 3 velocities)."""
+        """Rebuild now? Once the settings rest for 50 ms (20 ms after a new instrument, whose
+        notes cannot use the old cache), or every 2 s while a sweep goes on, so the cache
+        follows a CC that never stops. A rebuild costs ~0.3 s of one core (88 pitches x 3
+        velocities) and is paced at half duty, so a storm of changes cannot starve the OSC and
+        MIDI threads of the GIL (the 10k OSC/s flood: 2,800 handled of 40,000 without both rules)."""
         if not self.use_cache or self.cache_version == self.settings_version:
             return False
-        now = time.monotonic()
-        return (self.cache is None or self.cache["z_version"] != self.z_version
-                or now - self.settings_changed_at > 0.05 or now - self.cache["built_at"] > 2.0)
+        now, rest = time.monotonic(), time.monotonic() - self.settings_changed_at
+        if self.cache is None or self.cache["z_version"] != self.z_version:
+            return rest > 0.02
+        return rest > 0.05 or now - self.cache["built_at"] > 2.0
 
     def build_attack_cache(self):
         """Render the first `attack_frames` of every pitch x velocity bucket for the current settings."""
@@ -678,5 +694,5 @@ class Engine:
             if z_version != self.z_version:
                 return  # another instrument now: this cache would play the wrong one
             yield
-        self.cache = {"entries": entries, "z_version": z_version, "built_at": time.monotonic()}
+        self.cache = {"entries": entries, "z_version": z_version, "built_at": time.monotonic(), "attrs": attr_target}
         self.cache_version = version

@@ -26,6 +26,7 @@ class Note:
     sustained: bool = False  # note-off came while the pedal was down
     fixed_tokens: list = field(default_factory=list)  # a drawn envelope (OSC /tokens)
     done_frames: int = 0  # frames rendered after the tokens reached silence
+    cached_frames: list = field(default_factory=list)  # attack frames from the cache still to play (bent notes)
 
 
 class VoiceSlots:

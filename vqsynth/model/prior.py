@@ -14,6 +14,8 @@ Same seed, same sequence.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 PHASES = ("attack", "hold", "release", "done")
@@ -75,6 +77,14 @@ class NoteTokens:
             self.example = np.asarray(ex["tokens"])
             self.note_off = int(ex["note_off"])
             self.hold_from = min(prior.attack_frames, self.note_off - 1)
+
+    def fork(self, seed) -> "NoteTokens":
+        """A copy that goes on from here with its own random stream (a cached attack's writer,
+        continued by each note that starts from that attack). The prior and the example are
+        shared, read-only: a deep copy cost a copy of every transition table per note-on."""
+        twin = copy.copy(self)
+        twin.rng = np.random.default_rng(seed)
+        return twin
 
     @property
     def done(self) -> bool:
