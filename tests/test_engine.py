@@ -158,16 +158,16 @@ def test_live_null_backend_plays_and_records(test_model, tmp_path):
 
 # ------------------------------------------------------------ attack cache and per-channel expression
 
-@pytest.mark.parametrize("move, cached", [(0.2, True), (0.45, False)])
-def test_a_note_right_after_an_attribute_move(test_model, move, cached):
+@pytest.mark.parametrize("name, move, cached", [("brightness", 0.2, True), ("sound_effects", 0.9, False)])
+def test_a_note_right_after_an_attribute_move(test_model, name, move, cached):
     """The cache serves its instrument while attributes move a little (a CC sweep must not
     delay notes); after a jump further than STALE_ATTRS the note waits for the model."""
     e = _engine(test_model)
-    i = test_model.attr_names.index("brightness")
+    i = test_model.attr_names.index(name)
     target = float(e.attr_target[i]) + move if e.attr_target[i] + move <= 1 else float(e.attr_target[i]) - move
-    ev = [(0.1, lambda t: e.set_attr("brightness", target, t=t)), (0.1001, lambda t: e.note_on(64, 100, t=t))]
+    ev = [(0.1, lambda t: e.set_attr(name, target, t=t)), (0.1001, lambda t: e.note_on(64, 100, t=t))]
     y = render(e, ev, 0.4, tail=0.0)
-    assert e.counters["cache_hits"] == int(cached) and e.counters["late_notes"] == int(not cached)
+    assert e.counters["cache_hits"] == int(cached) and e.counters["uncached_notes"] == int(not cached)
     if cached:
         assert abs(_onset(y) - 0.1001 * SR) <= 0.001 * SR
 
@@ -177,7 +177,7 @@ def test_a_new_instrument_is_never_played_from_the_old_cache(test_model):
     ev = [(0.1, lambda t: e.set_z(7, t=t)), (0.1001, lambda t: e.note_on(64, 100, t=t)),
           (0.3, lambda t: e.note_on(67, 100, t=t))]
     render(e, ev, 0.5, tail=0.0)
-    assert e.counters["late_notes"] == 1  # the first: no cache for z=7 yet
+    assert e.counters["uncached_notes"] == 1  # the first: no cache for z=7 yet
     assert e.counters["cache_hits"] == 1  # the second: rebuilt for z=7
 
 
@@ -266,3 +266,24 @@ def test_control_changes_stamped_for_later_wait_for_their_time(test_model):
     finally:
         backend.stop()
         e.stop()
+
+
+def test_late_blocks_count_a_note_the_render_thread_has_not_reached(test_model):
+    """An uncached note is late only if the callback reaches its start before its first frame."""
+    e = _engine(test_model, attack_cache=False)
+    out = np.zeros(e.block_size, dtype=np.float32)
+    e.note_on(60, 100, at_sample=0)
+    e.process(out)  # the render thread has not run: due, nothing there
+    assert e.counters["late_blocks"] == 1 and e.counters["uncached_notes"] == 1 and e.counters["starved"] == 0
+    while e.render_step(e.samples_out):
+        pass
+    e.process(out)
+    assert e.counters["late_blocks"] == 1 and np.abs(out).max() > 0
+    e.note_on(64, 100, at_sample=e.samples_out + 10 * e.block_size)  # rendered ahead: not late
+    while e.render_step(e.samples_out):
+        pass
+    for _ in range(12):  # the render thread keeps up, as live
+        while e.render_step(e.samples_out):
+            pass
+        e.process(out)
+    assert e.counters["late_blocks"] == 1 and e.counters["starved"] == 0

@@ -204,7 +204,7 @@ ADDRESSES = [
     Address("/vqsynth/counters", (), _counters,
             "every counter: OSC packets, messages, refusals by kind and datagrams dropped when the receive "
             "buffer was full; MIDI messages, malformed, dropped, refusals; the engine's notes, steals, "
-            "underruns (JACK xruns), late callbacks, starved blocks, late notes", "/counters.reply name value ..."),
+            "underruns (JACK xruns), late callbacks, starved and late blocks, uncached notes", "/counters.reply name value ..."),
     Address("/vqsynth/subscribe", _SUBSCRIBE_ARGS, _subscribe, _SUBSCRIBE_DOC, "/done /vqsynth/subscribe"),
     Address("/vqsynth/notify", _SUBSCRIBE_ARGS, _subscribe, "scsynth-style alias of /vqsynth/subscribe",
             "/done /vqsynth/notify"),

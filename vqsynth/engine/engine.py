@@ -25,7 +25,7 @@ from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
 
 CACHE_VELOCITIES = (40, 80, 115)  # one cached attack per velocity bucket of the prior
-STALE_ATTRS = 0.25  # a cache serves while no attribute has moved further than this since its build
+STALE_ATTRS = 0.5  # a cache serves while no attribute has moved further than this since its build
 
 
 def realtime_priority(level: int = 1) -> bool:
@@ -102,7 +102,8 @@ class Engine:
         self.z_version = 0  # bumps when the instrument (z, preset) changes; a cache for another z is never used
         self.settings_changed_at = 0.0
         # counters and meters
-        self.counters = dict(underruns=0, late_callbacks=0, starved=0, late_notes=0, notes=0, steals=0, cache_hits=0,
+        self.counters = dict(underruns=0, late_callbacks=0, starved=0, late_blocks=0, uncached_notes=0, notes=0,
+                             steals=0, cache_hits=0,
                              out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0)
         self.level_db = -120.0
         self.callback_load = 0.0
@@ -188,7 +189,7 @@ class Engine:
             else:  # nothing to play until the render thread has run the model: this note starts late
                 note.tokens = self.model.prior.note(velocity, seed=(self.seed, self.serial))
                 self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bend[channel])))
-                self.counters["late_notes"] += 1
+                self.counters["uncached_notes"] += 1
             self.counters["notes"] += 1
             s.active[slot] = True
         self.wake.set()
@@ -438,7 +439,8 @@ class Engine:
             "cpu_load": round(max(self.callback_load, 0.0) + self.render_load, 3),
             "render_load": round(self.render_load, 3), "realtime": self.realtime, "callback_load": round(self.callback_load, 3),
             "underruns": self.counters["underruns"], "late_callbacks": self.counters["late_callbacks"],
-            "starved": self.counters["starved"], "late_notes": self.counters["late_notes"],
+            "starved": self.counters["starved"], "uncached_notes": self.counters["uncached_notes"],
+            "late_blocks": self.counters["late_blocks"],
             "sample_rate": self.sample_rate, "block_size": self.block_size,
             "latency_ms": round(1000 * (self.clock.latency + self.block_size) / self.sample_rate, 2),
             "preset": self.preset, "model": self.model.name,
@@ -457,7 +459,9 @@ class Engine:
         self.clock.tick(first, time.monotonic() if now is None else now)
         out[:] = 0.0
         try:
-            self.counters["starved"] += self.slots.mix_into(out, first)
+            starved, late = self.slots.mix_into(out, first)
+            self.counters["starved"] += starved
+            self.counters["late_blocks"] += late
             if self.volume == self.volume_target:
                 out *= self.volume
             else:  # ramp towards the target inside this block
@@ -626,8 +630,8 @@ class Engine:
         to STALE_ATTRS since its build): a performer sweeping a CC keeps hearing notes at once,
         their first frames made with the attributes of the last rebuild (which follows within
         50 ms of the sweep settling, or 2 s into it), the rest rendered live with the current
-        ones. Further than that (a storm of random values) notes start late, as without a cache:
-        serving them cost the 10k OSC/s flood a third of its OSC throughput. A bent or fractional pitch takes the frames
+        ones. Further than that (a storm of random values) notes start from the model, as without
+        a cache: serving them all cost the 10k OSC/s flood a third of its OSC throughput. A bent or fractional pitch takes the frames
         of the nearest cached pitch, which the render thread puts through the DSP head at the
         true fundamental frame by frame instead of running the model (not here, where the caller
         may be the audio callback: 0.8 ms per note there starved the OSC thread of the GIL in a

@@ -63,15 +63,16 @@ class VoiceSlots:
         self.ring[slot, idx] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
         self.end[slot] = r + n
 
-    def mix_into(self, out: np.ndarray, first_sample: int) -> int:
-        """Audio thread: add every active slot's next samples into out [n]; returns starved slots.
+    def mix_into(self, out: np.ndarray, first_sample: int) -> tuple[int, int]:
+        """Audio thread: add every active slot's next samples into out [n]; returns (starved, late):
+        sounding voices that ran dry, and voices due to start in this block with nothing yet.
 
         A voice that has not been rendered far enough plays what it has and resumes later
         (a gap, counted), rather than skipping ahead. A note still waiting for its first frame
-        (no cached attack) is not a gap: it was counted once as a late note.
+        (no cached attack) is not a gap, it is late: counted once per block it makes the output wait.
         """
         n = out.shape[0]
-        starved = 0
+        starved = late = 0
         for s in np.flatnonzero(self.active):
             r = int(self.read[s])
             offset = max(int(self.start[s]) - first_sample, 0) if r == 0 else 0
@@ -81,8 +82,11 @@ class VoiceSlots:
             end = int(self.end[s])
             limit = int(self.written[s]) if end < 0 else min(int(self.written[s]), end)
             take = max(min(want, limit - r), 0)
-            if take < want and end < 0 and r + take > 0:  # a sounding voice ran dry (not one yet to start)
-                starved += 1
+            if take < want and end < 0:
+                if r + take > 0:  # a sounding voice ran dry
+                    starved += 1
+                elif self.notes[s] is not None:  # due now, and the render thread has not delivered yet
+                    late += 1
             i = r % self.size
             first = min(take, self.size - i)
             lv, to = self.level[s], self.level_target[s]
@@ -99,7 +103,7 @@ class VoiceSlots:
             self.read[s] = r + take
             if end >= 0 and r + take >= end:
                 self.active[s] = False
-        return starved
+        return starved, late
 
     def choose_victim(self) -> int:
         """A free slot, else steal as FluidSynth does: released first, then sustained, then oldest."""
