@@ -457,10 +457,15 @@ def main():
     out = run(model_dir, args.seconds, args.osc_rate, args.midi_rate, args.period, extra_args=extra,
               on_second=lambda s: print(json.dumps(s), flush=True), server_nice=args.server_nice)
     out["command"] = " ".join(["perf/flood.py", *sys.argv[1:]])
+    report(out, args.json)
+
+
+def report(out: dict, json_path=None):
+    """Print the figures (not the per-second timeline) and keep all of it in `json_path`."""
     print(json.dumps({k: v for k, v in out.items() if k not in ("timeline", "server_tail")}, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -204,10 +204,7 @@ def main():
     tl = out["timeline"]
     out["voices_first_minute_max"] = max((x["voices"] or 0) for x in tl[:60]) if tl else None
     out["voices_last_minute_max"] = max((x["voices"] or 0) for x in tl[-60:]) if tl else None
-    print(json.dumps({k: v for k, v in out.items() if k not in ("timeline", "server_tail")}, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    flood.report(out, args.json)
 
 
 if __name__ == "__main__":

@@ -303,14 +303,7 @@ class Engine:
         channel = int(channel)
         if not 0 <= channel < 16:
             raise InputError(f"channel {channel} out of range 0..15")
-        try:
-            k = self.model.attr_names.index(name)
-        except ValueError:
-            raise InputError(f"unknown attribute '{name}' (known: {', '.join(self.model.attr_names)})") from None
-        if value is not None:
-            lo, hi = self.model.attr_ranges[name]
-            if not np.isfinite(float(value)) or not lo <= float(value) <= hi:
-                raise InputError(f"attribute {name}: {value} is outside {lo:g}..{hi:g}")
+        k = self._attr_index(name, value)
         if self._later(t, at_sample, lambda: self.channel_attr(channel, name, value)):
             return
         with self.lock:
@@ -346,17 +339,24 @@ class Engine:
         self.volume_target = value
         self._settings_changed("volume", {"value": value}, invalidates_cache=False)
 
-    def set_attr(self, name, value, t=None, at_sample=None, smooth_ms=None):
+    def _attr_index(self, name, value) -> int:
+        """The index of attribute `name`, after checking it exists and `value` (None: not given) fits."""
         try:
             i = self.model.attr_names.index(name)
         except ValueError:
             raise InputError(f"unknown attribute '{name}' (known: {', '.join(self.model.attr_names)})") from None
+        if value is not None:
+            value = float(value)
+            lo, hi = self.model.attr_ranges[name]
+            if not np.isfinite(value):
+                raise InputError(f"attribute {name}: value {value} is not a number")
+            if not lo <= value <= hi:
+                raise InputError(f"attribute {name}: {value:g} is outside {lo:g}..{hi:g}")
+        return i
+
+    def set_attr(self, name, value, t=None, at_sample=None, smooth_ms=None):
+        i = self._attr_index(name, value)
         value = float(value)
-        lo, hi = self.model.attr_ranges[name]
-        if not np.isfinite(value):
-            raise InputError(f"attribute {name}: value {value} is not a number")
-        if not lo <= value <= hi:
-            raise InputError(f"attribute {name}: {value:g} is outside {lo:g}..{hi:g}")
         if self._later(t, at_sample, lambda: self.set_attr(name, value, smooth_ms=smooth_ms)):
             return
         if smooth_ms is not None:
