@@ -182,6 +182,8 @@ def main():
                     help="niceness of the server under test (default: this script's); a performer's runs at 0")
     ap.add_argument("--floor-minutes", type=float, default=1.0,
                     help="first, the rig alone (jackd + the player, no vqsynth) for this long [1]")
+    ap.add_argument("--no-gc-freeze", action="store_true",
+                    help="run the server with --no-gc-freeze (to measure what freezing start-up objects buys)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     floor = rig_floor(args.floor_minutes * 60) if args.floor_minutes > 0 else None
@@ -196,11 +198,13 @@ def main():
         if int(s["t"]) % 10 == 0:
             print(json.dumps(s), flush=True)
     out = flood.run(model_dir, seconds, osc_rate=args.osc_rate, midi_rate=0, midi_schedule=performance(),
-                    osc_process=osc_performer, on_second=every, server_nice=args.server_nice, progress=args.json)
+                    osc_process=osc_performer, on_second=every, server_nice=args.server_nice, progress=args.json,
+                    extra_args=["--no-gc-freeze"] if args.no_gc_freeze else [])
     out["command"] = " ".join(["perf/soak.py", *sys.argv[1:]])
     out["rig_floor"] = floor
     out["xruns_per_minute"] = round(out["underruns"] / (seconds / 60), 1)
     out["late_callbacks"] = out["engine"].get("late_callbacks")
+    out["gc_slow"], out["gc_longest_us"] = out["engine"].get("gc_slow"), out["engine"].get("gc_longest_us")
     tl = out["timeline"]
     out["voices_first_minute_max"] = max((x["voices"] or 0) for x in tl[:60]) if tl else None
     out["voices_last_minute_max"] = max((x["voices"] or 0) for x in tl[-60:]) if tl else None

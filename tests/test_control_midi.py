@@ -27,10 +27,11 @@ class RecordingEngine:
             return len(self.calls)
         return record
 
-    def set_preset(self, preset, t=None):
-        if preset >= len(self.model.presets):
-            raise ValueError(f"preset {preset} out of range")
-        self.calls.append(("set_preset", (preset,), {"t": t}))
+    def program_change(self, program, t=None):  # resolves the preset as the real engine does
+        index = self.model.preset_for_program(program)
+        if index is None:
+            raise ValueError(f"program {program}: no preset")
+        self.calls.append(("set_preset", (index,), {"t": t}))
 
     def take(self):
         calls, self.calls = self.calls, []

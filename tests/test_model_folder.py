@@ -66,6 +66,10 @@ def _meta(folder):
     return json.loads((folder / "model.json").read_text())
 
 
+def _with_presets(folder, presets):
+    (folder / "model.json").write_text(json.dumps({**_meta(folder), "presets": presets}))
+
+
 @pytest.mark.parametrize("breakage, names", [
     (lambda f: (f / "generator.onnx").unlink(), "generator.onnx"),
     (lambda f: (f / "generator.onnx").write_bytes((f / "generator.onnx").read_bytes()[:5000]), "generator.onnx"),
@@ -77,6 +81,9 @@ def _meta(folder):
     (lambda f: (f / "model.json").write_text(json.dumps({**_meta(f), "sample_rate": 3})), "model.json"),
     (lambda f: (f / "model.json").write_text(json.dumps({k: v for k, v in _meta(f).items() if k != "hop"})),
      "model.json"),
+    (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "attrs": {"loudness": 0.5}}]), "model.json"),
+    (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "attrs": {"depth": 3.0}}]), "model.json"),
+    (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "program": 200}]), "model.json"),
 ])
 def test_broken_folder_is_refused_naming_the_file(broken_copy, breakage, names):
     breakage(broken_copy)
@@ -88,3 +95,32 @@ def test_broken_folder_is_refused_naming_the_file(broken_copy, breakage, names):
 def test_missing_folder(tmp_path):
     with pytest.raises(ModelError, match="no such model folder"):
         load_model(tmp_path / "nothing")
+
+
+def test_program_change_picks_the_program_or_its_family(broken_copy):
+    """Presets made from GM programs: a program change picks that program's preset, else its
+    family's; the preset recalls its z and glides its attributes there."""
+    from vqsynth.engine.engine import Engine
+    from vqsynth.engine.errors import InputError
+
+    piano = {"name": "piano", "program": 0, "z": [0.5] * 32, "attrs": {"brightness": 0.9, "piano": 0.8}}
+    violin = {"name": "violin", "program": 40, "z": [-0.5] * 32, "attrs": {"brightness": 0.2, "strings": 0.7}}
+    _with_presets(broken_copy, [piano, violin])
+    model = load_model(broken_copy)
+    assert [model.preset_for_program(p) for p in (0, 7, 40, 41, 47, 56)] == [0, 0, 1, 1, 1, None]
+    e = Engine(model, sample_rate=16000)
+    heard = []
+    e.listeners.append(lambda kind, payload: heard.append((kind, payload)))
+    e.program_change(41)  # viola: the strings family's preset
+    assert ("attr", {"name": "strings", "value": 0.7}) in heard  # a subscriber's fader follows
+    assert e.preset == 1 and np.allclose(e.z, -0.5)
+    assert e.attr_target[model.attr_names.index("brightness")] == pytest.approx(0.2)
+    assert e.attr_target[model.attr_names.index("strings")] == pytest.approx(0.7)
+    assert e.attr_now[model.attr_names.index("brightness")] == pytest.approx(0.5)  # glides, no jump
+    with pytest.raises(InputError, match="program 56"):
+        e.program_change(56)
+    assert e.preset == 1
+
+
+def test_presets_without_programs_keep_program_change_as_an_index(test_model):
+    assert [test_model.preset_for_program(p) for p in (0, 3, 4, 90)] == [0, 3, None, None]

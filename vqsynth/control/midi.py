@@ -61,7 +61,7 @@ class MidiController:
             "control_change": lambda m, t: self.control_change(m.channel, m.control, m.value, t),
             "pitchwheel": lambda m, t: self.bend(m.channel, m.pitch / (8192 if m.pitch < 0 else 8191), t),
             "aftertouch": lambda m, t: self.pressure(m.channel, m.value, t),
-            "program_change": lambda m, t: self.engine.set_preset(m.program, t=t),
+            "program_change": lambda m, t: self.engine.program_change(m.program, t=t),
         }
 
     def handle_bytes(self, data, t: float | None = None):

@@ -378,8 +378,21 @@ class Engine:
             return
         self.preset = index
         self.z = self.model.preset_z(index)
+        recalled = self.model.preset_attrs(index)
+        for name, value in recalled.items():  # glide there, smoothed like a CC
+            self.attr_target[self.model.attr_names.index(name)] = float(value)
         self.z_version += 1
         self._settings_changed("preset", {"index": index, "name": names[index]})
+        for name, value in recalled.items():  # subscribers' faders follow the recall
+            self._settings_changed("attr", {"name": name, "value": float(value)}, invalidates_cache=False)
+
+    def program_change(self, program, t=None, at_sample=None):
+        """MIDI program change: the preset of that GM program or of its family (Model.preset_for_program)."""
+        program = int(program)
+        index = self.model.preset_for_program(program) if 0 <= program <= 127 else None
+        if index is None:
+            raise InputError(f"program {program}: no preset for it (presets: {', '.join(self.model.presets) or 'none'})")
+        self.set_preset(index, t=t, at_sample=at_sample)
 
     def set_z(self, z, t=None, at_sample=None):
         if isinstance(z, (int, np.integer)):
@@ -441,6 +454,7 @@ class Engine:
             "underruns": self.counters["underruns"], "late_callbacks": self.counters["late_callbacks"],
             "starved": self.counters["starved"], "uncached_notes": self.counters["uncached_notes"],
             "late_blocks": self.counters["late_blocks"],
+            "gc_slow": self.counters.get("gc_slow", 0), "gc_longest_us": self.counters.get("gc_longest_us", 0),
             "sample_rate": self.sample_rate, "block_size": self.block_size,
             "latency_ms": round(1000 * (self.clock.latency + self.block_size) / self.sample_rate, 2),
             "preset": self.preset, "model": self.model.name,

@@ -4,8 +4,8 @@
 
 chromatic.wav (every pitch of the range, 0.4 s each), held-10s.wav (one note held 10 s),
 velocity-sweep.wav (one pitch at velocities 20..127), attr-<name>.wav (a held note while one
-attribute sweeps 0 -> 1), latent.wav (notes while z moves from preset 0 to preset 1), and a
-spectrogram PNG of each.
+attribute sweeps 0 -> 1), latent.wav (notes while z moves from preset 0 to preset 1),
+presets.wav (the same phrase on every preset in turn), and a spectrogram PNG of each.
 """
 
 from __future__ import annotations
@@ -53,6 +53,17 @@ def _events_latent(e, z0, z1, notes=8, pitch=55):
     return ev, notes * 0.6
 
 
+def _events_presets(e, phrase=(48, 55, 60, 64, 67), step=0.3):
+    ev, t0 = [], 0.0
+    for i in range(len(e.model.presets)):
+        ev.append((t0, lambda t, i=i: e.set_preset(i, t=t)))
+        for k, p in enumerate(phrase):
+            on = t0 + 0.05 + k * step
+            ev += [(on, lambda t, p=p: e.note_on(p, 100, t=t)), (on + 0.9 * step, lambda t, p=p: e.note_off(p, t=t))]
+        t0 += 0.05 + len(phrase) * step + 0.4
+    return ev, t0
+
+
 def spectrogram_png(audio, sr, path, title):
     import matplotlib
 
@@ -86,6 +97,8 @@ def render_examples(make_engine, out_dir, plots=True):
     z1 = model.preset_z(1) if len(model.presets) > 1 else -z0
     jobs = {"chromatic": lambda e: _events_chromatic(e, lo, hi), "held-10s": _events_held,
             "velocity-sweep": _events_velocity, "latent": lambda e: _events_latent(e, z0, z1)}
+    if model.presets:
+        jobs["presets"] = _events_presets
     jobs.update({f"attr-{n}": (lambda e, n=n: _events_attr(e, n)) for n in timbre})
     written = []
     for name, make_events in jobs.items():

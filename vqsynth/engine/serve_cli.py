@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from vqsynth.engine import gc_policy
 from vqsynth.engine.backends import BACKENDS
 from vqsynth.engine.options import add_engine_arguments
 
@@ -34,6 +35,8 @@ def add_arguments(parser):
     parser.add_argument("--learn-file", default=None,
                         help="where MIDI learn saves [the --mapping file, else ~/.config/vqsynth/mapping.toml, "
                              "which is then loaded when no --mapping is given]")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="leave the start-up objects to the garbage collector (for measuring; see gc_policy.py)")
     parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
 
@@ -90,6 +93,9 @@ def run(args):
     audio_lost = False
     try:
         engine.start()  # warms the model and fills the attack cache before we say "ready"
+        gc_policy.watch(engine.counters)
+        if not args.no_gc_freeze:
+            gc_policy.freeze_startup_objects()
         backend.start()
         if args.audio == "jack" and not args.no_midi:
             midi = None  # the JACK client reads its own MIDI port, inside the audio callback

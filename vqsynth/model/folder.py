@@ -77,6 +77,22 @@ class Model:
         self.preset_table = m.get("presets", [])
         self.presets = [p["name"] for p in self.preset_table]
 
+    def preset_for_program(self, program: int) -> int | None:
+        """The preset a MIDI program change selects: the preset made from that GM program, else
+        the one of its GM family (programs 8k..8k+7), else preset number `program` if there is
+        one (models whose presets name no program), else None."""
+        programs = [p.get("program") for p in self.preset_table]
+        if program in programs:
+            return programs.index(program)
+        for i, q in enumerate(programs):
+            if q is not None and q // 8 == program // 8:
+                return i
+        return program if program < len(self.preset_table) and all(q is None for q in programs) else None
+
+    def preset_attrs(self, index: int) -> dict:
+        """The attribute values a preset recalls with its z ({} when it recalls none)."""
+        return dict(self.preset_table[index].get("attrs", {}))
+
     def preset_z(self, index: int) -> np.ndarray:
         p = self.preset_table[index]
         if "z" in p:
@@ -152,6 +168,14 @@ def _check_fields(meta: dict, z_size: int):
                 raise ValueError(f"preset {p['name']}: z must be a list of finite numbers")
         else:
             int(p["seed"])
+        if "program" in p and not (isinstance(p["program"], int) and 0 <= p["program"] <= 127):
+            raise ValueError(f"preset {p['name']}: program must be a GM program 0..127")
+        ranges = {a["name"]: (float(a["range"][0]), float(a["range"][1])) for a in meta["attributes"]}
+        for name, value in p.get("attrs", {}).items():
+            if name not in ranges:
+                raise ValueError(f"preset {p['name']}: unknown attribute {name!r}")
+            if not ranges[name][0] <= float(value) <= ranges[name][1]:
+                raise ValueError(f"preset {p['name']}: {name} = {value} is outside {ranges[name]}")
 
 
 def load_model(folder, threads: int = 1) -> Model:

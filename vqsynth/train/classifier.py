@@ -1,8 +1,13 @@
-"""The project's own Inception-style classifier on 1-s log-mel spectrograms.
+"""The project's own Inception-style networks on 1-s log-mel spectrograms.
 
-One network, two uses: the teacher whose tempered family probabilities become the generator's
-soft labels (DarkGAN's knowledge distillation), and the judge of the evaluation suite (PIS, IIS,
-KID and Frechet distance on its embeddings, thesis ch. 4.3).
+MelClassifier has two uses: the teacher whose tempered family probabilities become the
+generator's soft labels (DarkGAN's knowledge distillation), and the judge of the evaluation suite
+(PIS, IIS, KID and Frechet distance on its embeddings, thesis ch. 4.3).
+
+AttributeRegressor, the same body with a regression head, learns the seven Audio Commons
+attributes from real notes; frozen, it tells the generator whether its output carries the
+attributes it was asked for (the evaluation measures them with the real Audio Commons code, not
+with this network, so the figures stay independent of it).
 """
 
 from __future__ import annotations
@@ -66,6 +71,45 @@ class MelClassifier(nn.Module):
     def forward(self, audio):
         e = self.embed(audio)
         return self.pitch(e), self.family(e)
+
+
+class AttributeRegressor(nn.Module):
+    """Log-mel CNN -> the seven timbral attributes in [0, 1], from the first second of a note."""
+
+    def __init__(self, sample_rate=16000, n_attrs=7):
+        super().__init__()
+        self.mel = LogMel(sample_rate)
+        self.body = nn.Sequential(_block(1, 16), _block(16, 32), _block(32, 64), _block(64, 128))
+        self.head = nn.Linear(128, n_attrs)
+
+    def forward(self, audio):
+        m = self.mel(audio)
+        m = (m - m.mean(dim=(2, 3), keepdim=True)) / (m.std(dim=(2, 3), keepdim=True) + 1e-5)
+        return torch.sigmoid(self.head(self.body(m).amax(dim=(2, 3))))
+
+
+def train_regressor(sample_batch, run_dir, sample_rate=16000, steps=1000, batch=32, lr=1e-3):
+    """sample_batch(batch, rng) -> (audio [B,N] float32, attributes [B,7] float32). Resumable."""
+    from vqsynth.train.run import Run
+
+    model = AttributeRegressor(sample_rate)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    run = Run(run_dir, {"model": model, "opt": opt})
+    rng = np.random.default_rng(run.step + 11)
+    model.train()
+    while run.step < steps:
+        audio, target = sample_batch(batch, rng)
+        audio = torch.from_numpy(audio) * torch.exp(torch.empty(len(audio), 1).uniform_(-2.0, 0.5))
+        loss = nn.functional.mse_loss(model(audio), torch.from_numpy(target))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run.step += 1
+        if run.step % 25 == 0:
+            run.log(mse=loss.item())
+        run.maybe_save()
+    run.save()
+    return model.eval()
 
 
 def train_classifier(sample_batch, run_dir, sample_rate=16000, steps=2000, batch=32, lr=1e-3):

@@ -6,7 +6,7 @@ runs every stage in order; each resumes from its checkpoint, and a finished stag
 
 from __future__ import annotations
 
-STAGES = ["encoder", "encode", "prior", "teacher", "generator", "export", "probes", "all"]
+STAGES = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes", "all"]
 
 
 def add_arguments(parser):
@@ -16,6 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--hop", type=int, default=160, help="frame hop in samples at the corpus rate [160]")
     parser.add_argument("--encoder-steps", type=int, default=1500)
     parser.add_argument("--teacher-steps", type=int, default=1500)
+    parser.add_argument("--attributes-steps", type=int, default=1000, help="attribute regressor steps [1000]")
     parser.add_argument("--generator-steps", type=int, default=4000)
     parser.add_argument("--generator-minutes", type=float, default=None,
                         help="stop the generator stage after this many minutes (resume later) [no limit]")
@@ -26,9 +27,17 @@ def add_arguments(parser):
     parser.add_argument("--drift", type=float, default=1e-3, help="critic drift penalty epsilon [0.001]")
     parser.add_argument("--critic-warmup", type=int, default=0,
                         help="steps the critics train alone when they join [0]")
+    parser.add_argument("--instruments", action="store_true",
+                        help="z from a per-program Gaussian (the instrument), not from N(0, I) [off]")
+    parser.add_argument("--kl-weight", type=float, default=0.01, help="weight of the instruments' KL term [0.01]")
+    parser.add_argument("--attr-weight", type=float, default=0.0,
+                        help="weight of the frozen attribute regressor's error on G's output [0: off]")
+    parser.add_argument("--init-from", default=None,
+                        help="start a new generator run from this run's checkpoint (under --runs) [none]")
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, G and critics [0.0002]")
     parser.add_argument("--temperature", type=float, default=2.0, help="distillation temperature T [2.0]")
     parser.add_argument("--name", default="vqsynth-gm", help="model name for export [vqsynth-gm]")
+    parser.add_argument("--model-version", default="1.0", help="version written to model.json [1.0]")
     parser.add_argument("--out", default=None, help="model folder to export to [models/NAME]")
     parser.add_argument("--threads", type=int, default=2, help="torch threads [2]")
 
@@ -53,12 +62,16 @@ def run(args):
         elif stage == "teacher":
             P.stage_teacher(notes, args.runs, args.teacher_steps)
             soft = P.soft_labels(notes, args.runs, args.temperature)
+        elif stage == "attributes":
+            P.stage_attributes(notes, args.runs, args.attributes_steps)
         elif stage == "generator":
             encoded = encoded or P.stage_encode(notes, args.runs, args.hop)
             soft = soft if soft is not None else P.soft_labels(notes, args.runs, args.temperature)
             P.stage_generator(notes, args.runs, args.hop, encoded, soft, args.generator_steps, batch=args.batch,
                               max_minutes=args.generator_minutes, warmup=args.warmup, run_name=args.gan_run,
-                              adv_weight=args.adv_weight, drift=args.drift, critic_warmup=args.critic_warmup, lr=args.lr)
+                              adv_weight=args.adv_weight, drift=args.drift, critic_warmup=args.critic_warmup, lr=args.lr,
+                              instruments=args.instruments, kl_weight=args.kl_weight, attr_weight=args.attr_weight,
+                              init_from=args.init_from)
         elif stage == "export":
             P.stage_export(notes, args)
         elif stage == "probes":  # what the exported model's tokens carry (issue #3)

@@ -4,8 +4,10 @@
            --> [encode]   tokens of every tonal note (runs/vqcpc/tokens.npz)
            --> [prior]    token prior fitted on those tokens (runs/prior.json)
            --> [teacher]  mel classifier: family soft labels (runs/teacher), also the eval judge
-           --> [generator] WGAN-GP + spectral loss (runs/gan)
-           --> [export]   models/NAME (generator.onnx, encoder.onnx, prior.json, model.json)
+           --> [attributes] mel regressor of the seven timbral attributes (runs/attributes)
+           --> [generator] WGAN-GP + spectral loss + attribute consistency (runs/gan)
+           --> [export]   models/NAME (generator.onnx, encoder.onnx, prior.json, model.json),
+                          presets chosen by the judge from the programs' z (choose_presets)
 
 Everything reads the corpus through `Notes`, a thin view on vqsynth.data's Corpus.
 """
@@ -39,6 +41,7 @@ class Notes:
         self.pitch = np.asarray(labels["pitch"])[self.index]
         self.velocity = np.asarray(labels["velocity"])[self.index]
         self.family = np.asarray(labels["family"])[self.index]
+        self.program = np.asarray(labels["program"])[self.index]
         self.timbre = np.stack([np.asarray(labels[n], dtype=np.float32)[self.index] for n in TIMBRE_NAMES], 1)
         self.note_off_s = float(self.corpus.note_off_s(subset))
 
@@ -132,6 +135,39 @@ def load_teacher(runs, sample_rate):
     return model.eval()
 
 
+def stage_attributes(notes: Notes, runs, steps):
+    """The frozen attribute regressor G's attribute-consistency term uses; scored on the valid split."""
+    from vqsynth.train.classifier import train_regressor
+
+    length = notes.sample_rate
+
+    def sample(batch, rng):
+        rows = rng.integers(0, len(notes), batch)
+        return notes.audio(rows)[:, :length], notes.timbre[rows]
+
+    model = train_regressor(sample, _run(runs, "attributes"), notes.sample_rate, steps=steps)
+    valid = Notes(notes.corpus.folder, "valid")
+    rows = np.random.default_rng(0).choice(len(valid), size=min(256, len(valid)), replace=False)
+    with torch.no_grad():
+        pred = np.concatenate([model(torch.from_numpy(valid.audio(rows[i:i + 32])[:, :length])).numpy()
+                               for i in range(0, len(rows), 32)])
+    truth = valid.timbre[rows]
+    r2 = 1 - ((pred - truth) ** 2).mean(0) / truth.var(0)
+    report = {n: round(float(v), 3) for n, v in zip(TIMBRE_NAMES, r2)}
+    (_run(runs, "attributes") / "valid_r2.json").write_text(json.dumps(report, indent=1) + "\n")
+    print("attribute regressor, R^2 on valid notes:", report, flush=True)
+    return model
+
+
+def load_regressor(runs, sample_rate):
+    from vqsynth.train.classifier import AttributeRegressor
+
+    model = AttributeRegressor(sample_rate)
+    state = torch.load(_run(runs, "attributes") / "checkpoint.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
 def soft_labels(notes: Notes, runs, temperature=2.0, batch=32):
     """DarkGAN's distillation targets: the teacher's family probabilities at temperature T."""
     out = _run(runs, "teacher") / f"soft-{notes.split_name}-T{temperature:g}.npy"
@@ -150,7 +186,8 @@ def soft_labels(notes: Notes, runs, temperature=2.0, batch=32):
 
 
 def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seconds=4.0, max_minutes=None,
-                    warmup=400, run_name="gan", **gan_options):
+                    warmup=400, run_name="gan", instruments=False, attr_weight=0.0, init_from=None,
+                    **gan_options):
     from vqsynth.train.gan import train_gan
     from vqsynth.train.generator import GeneratorConfig
 
@@ -164,10 +201,15 @@ def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seco
         attrs = np.concatenate([notes.timbre[rows], soft[rows]], axis=1)
         return {"audio": torch.from_numpy(audio), "pitch": torch.from_numpy(notes.pitch[rows].astype(np.float32)),
                 "attrs": torch.from_numpy(attrs.astype(np.float32)),
-                "tokens": torch.from_numpy(tokens[rows, :T])}
+                "tokens": torch.from_numpy(tokens[rows, :T]), "program": torch.from_numpy(notes.program[rows].astype(np.int64))}
 
+    if instruments:
+        gan_options["n_programs"] = 128
+    if attr_weight > 0:
+        gan_options.update(attr_weight=attr_weight, attr_judge=load_regressor(runs, notes.sample_rate))
     return train_gan(sample, _run(runs, run_name), cfg, notes.sample_rate, hop, len(TIMBRE_NAMES),
-                     steps=steps, batch=batch, warmup=warmup, max_minutes=max_minutes, **gan_options)
+                     steps=steps, batch=batch, warmup=warmup, max_minutes=max_minutes,
+                     init_from=init_from and _run(runs, init_from), **gan_options)
 
 
 def load_generator(runs, run_name="gan"):
@@ -180,6 +222,53 @@ def load_generator(runs, run_name="gan"):
     return gen.eval(), state["step"], state.get("elapsed", 0.0)
 
 
+def load_instruments(runs, run_name="gan"):
+    """The programs' z means [128, Z] of a run trained with an instrument table, else None."""
+    state = torch.load(_run(runs, run_name) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    return state["instruments"]["mu"].numpy() if "instruments" in state else None
+
+
+def choose_presets(notes: Notes, runs, gen, mu, soft, encoded, hop, pitches=(48, 60, 72)):
+    """One preset per GM family, chosen by the judge: among the family's training programs, the
+    one whose z (with the program's median attributes and mean soft labels) the judge most
+    confidently hears as that family over three pitches. Each preset carries its program, so a
+    MIDI program change picks the exact program or its family's preset."""
+    from vqsynth.data.gm import PROGRAMS
+    from vqsynth.train.synth import synthesize
+
+    judge = load_teacher(runs, notes.sample_rate)
+    sr = notes.sample_rate
+    T = sr // hop
+    presets = []
+    for fam, fam_name in enumerate(FAMILIES):
+        best = None
+        for prog in sorted(set(notes.program[notes.family == fam].tolist())):
+            rows = np.flatnonzero(notes.program == prog)
+            attrs = np.concatenate([np.median(notes.timbre[rows], 0), soft[rows].mean(0)]).astype(np.float32)
+            near = [rows[np.argmin(np.abs(notes.pitch[rows] - p))] for p in pitches]
+            B = len(pitches)
+            with torch.no_grad():
+                frames, _ = gen(torch.from_numpy(np.tile(mu[prog], (B, 1))), torch.tensor(pitches, dtype=torch.float32),
+                                torch.from_numpy(np.tile(attrs, (B, 1))),
+                                torch.from_numpy(encoded["tokens"][near, :T].astype(np.int64)), gen.initial_state(B))
+                f0 = (440.0 * 2.0 ** ((torch.tensor(pitches, dtype=torch.float32) - 69) / 12))[:, None].expand(-1, T)
+                audio = synthesize(frames, f0, gen.cfg.n_harmonics, hop, sr, sr / 2)
+                _, logits = judge(audio)
+            score = float(torch.softmax(logits, -1)[:, fam].mean())
+            if best is None or score > best[0]:
+                best = (score, prog, attrs)
+        if best is None:
+            continue
+        score, prog, attrs = best
+        names = TIMBRE_NAMES + list(FAMILIES)
+        presets.append({"name": PROGRAMS[prog].lower().replace(" ", "-").replace("(", "").replace(")", ""),
+                        "program": int(prog), "family": fam_name, "judge_family_probability": round(score, 3),
+                        "z": mu[prog].round(4).tolist(),
+                        "attrs": {n: round(float(v), 4) for n, v in zip(names, attrs)}})
+        print(f"preset {fam_name}: {PROGRAMS[prog]} (judge p = {score:.2f})", flush=True)
+    return presets
+
+
 def stage_export(notes: Notes, args):
     from vqsynth.model.folder import models_dir
     from vqsynth.train.export import export_model_folder
@@ -187,12 +276,18 @@ def stage_export(notes: Notes, args):
     gen, steps, elapsed = load_generator(args.runs, getattr(args, "gan_run", "gan"))
     encoder = load_encoder(args.runs, notes.sample_rate, args.hop).encoder
     prior = json.loads((Path(args.runs) / "prior.json").read_text())
-    rng = np.random.default_rng(2026)
-    presets = [{"name": f"seed-{i}", "z": rng.standard_normal(gen.cfg.z_size).round(4).tolist()} for i in range(8)]
+    mu = load_instruments(args.runs, getattr(args, "gan_run", "gan"))
+    if mu is not None:
+        presets = choose_presets(notes, args.runs, gen, mu, soft_labels(notes, args.runs, args.temperature),
+                                 stage_encode(notes, args.runs, args.hop), args.hop)
+    else:
+        rng = np.random.default_rng(2026)
+        presets = [{"name": f"seed-{i}", "z": rng.standard_normal(gen.cfg.z_size).round(4).tolist()}
+                   for i in range(8)]
     out = Path(args.out) if args.out else models_dir() / args.name
     info = {"corpus": str(args.corpus), "notes_train": len(notes), "generator_steps": steps,
             "generator_wall_time_s": round(elapsed), "distillation_temperature": args.temperature}
     export_model_folder(out, args.name, gen, encoder, prior, notes.sample_rate, args.hop, presets,
-                        training_data=json.dumps(info))
+                        training_data=json.dumps(info), version=getattr(args, "model_version", "1.0"))
     print(f"exported {out}")
     return out
