@@ -5,7 +5,7 @@
 chromatic.wav (every pitch of the range, 0.4 s each), held-10s.wav (one note held 10 s),
 velocity-sweep.wav (one pitch at velocities 20..127), attr-<name>.wav (a held note while one
 attribute sweeps 0 -> 1), latent.wav (notes while z moves from preset 0 to preset 1),
-presets.wav (the same phrase on every preset in turn), and a spectrogram PNG of each.
+presets.wav (the same phrase on each of the first 16 presets in turn), and a spectrogram PNG of each.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ def _events_latent(e, z0, z1, notes=8, pitch=55):
     return ev, notes * 0.6
 
 
-def _events_presets(e, phrase=(48, 55, 60, 64, 67), step=0.3):
+def _events_presets(e, phrase=(48, 55, 60, 64, 67), step=0.3, most=16):
     ev, t0 = [], 0.0
-    for i in range(len(e.model.presets)):
+    for i in range(min(len(e.model.presets), most)):
         ev.append((t0, lambda t, i=i: e.set_preset(i, t=t)))
         for k, p in enumerate(phrase):
             on = t0 + 0.05 + k * step

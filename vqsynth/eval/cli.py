@@ -9,6 +9,9 @@ def add_arguments(parser):
     parser.add_argument("--runs", default="runs", help="training runs (the judge is runs/teacher) [runs]")
     parser.add_argument("--out", default="eval-out", help="where eval.md, eval.json and PNGs go [eval-out]")
     parser.add_argument("--quick", action="store_true", help="CI-sized: a few minutes on 2 cores")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="coherence trials per attribute (a tenth per family) [5 quick, 1000 full]")
+    parser.add_argument("--notes", type=int, default=None, help="generated and real notes compared [60 quick, 400 full]")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -18,7 +21,8 @@ def run(args):
     from vqsynth.model.folder import ModelError, resolve_model
 
     try:
-        result = run_suite(resolve_model(args.model), args.corpus, args.runs, args.out, args.quick, args.seed)
+        result = run_suite(resolve_model(args.model), args.corpus, args.runs, args.out, args.quick, args.seed,
+                           trials=args.trials, notes=args.notes)
     except (ModelError, FileNotFoundError) as exc:
         raise UserError(str(exc)) from None
     from vqsynth.eval.suite import markdown

@@ -108,20 +108,64 @@ def family_coherence(model, judge, trials, rng, pitch_range):
 def z_effect(model, rng, pairs=8):
     """How much z (the instrument) changes the sound: the log-spectral distance between two notes
     that differ only in z, over the distance between two that differ only in the noise seed of
-    the DSP head. About 1 or less: z is ignored; well above 1: z picks the instrument."""
+    the DSP head. About 1 or less: z is ignored; well above 1: z picks the instrument. Measured
+    for z drawn from N(0, I) and, where the model has two or more, for pairs of its presets."""
     def spectrum(z, pitch, seed):
         x = render_note(model, pitch, hold_s=1.0, z=z, tail_s=0.0, seed=seed)[:model.sample_rate]
         return np.log(np.abs(np.fft.rfft(x * np.hanning(x.size))) + 1e-6)
 
-    by_z, by_seed = [], []
+    by_z, by_preset, by_seed = [], [], []
+    n = len(model.presets)
     for _ in range(pairs):
         pitch = int(rng.integers(48, 73))
         za, zb = rng.standard_normal((2, model.z_size)).astype(np.float32)
         a = spectrum(za, pitch, 1)
         by_z.append(np.sqrt(np.mean((a - spectrum(zb, pitch, 1)) ** 2)))
         by_seed.append(np.sqrt(np.mean((a - spectrum(za, pitch, 2)) ** 2)))
-    return {"z_distance": float(np.mean(by_z)), "seed_distance": float(np.mean(by_seed)),
-            "ratio": float(np.mean(by_z) / np.mean(by_seed))}
+        if n >= 2:
+            i, j = rng.choice(n, 2, replace=False)
+            pa, pb = spectrum(model.preset_z(i), pitch, 1), spectrum(model.preset_z(j), pitch, 1)
+            by_preset.append(np.sqrt(np.mean((pa - pb) ** 2)))
+    out = {"z_distance": float(np.mean(by_z)), "seed_distance": float(np.mean(by_seed)),
+           "ratio": float(np.mean(by_z) / np.mean(by_seed))}
+    if by_preset:
+        out.update(preset_distance=float(np.mean(by_preset)), preset_ratio=float(np.mean(by_preset) / np.mean(by_seed)))
+    return out
+
+
+def preset_identity(model, judge, corpus=None, pitches=(48, 60, 72)):
+    """Do the presets sound like the instruments they are named after? Each preset made from a GM
+    program (its z and recalled attributes) plays three pitches through the engine; the judge's
+    family for each note, against the preset's family. `family_accuracy` over all notes, and
+    `real_accuracy`: the judge on the corpus's own notes of those programs at those pitches (the
+    most the judge can give)."""
+    rows, real_hits, real_n = [], 0, 0
+    for i, p in enumerate(model.preset_table):
+        if "family" not in p:
+            continue
+        attrs = model.attr_defaults.copy()
+        for name, value in model.preset_attrs(i).items():
+            attrs[model.attr_names.index(name)] = value
+        clips = np.stack([render_note(model, q, attrs, hold_s=1.0, z=model.preset_z(i), tail_s=0.0)[:model.sample_rate]
+                          for q in pitches])
+        _, fam, _ = judge(clips)
+        want = model.family_names.index(p["family"])
+        if corpus is not None and "program" in p:
+            lab = corpus.labels
+            idx = [int(np.flatnonzero((lab["program"] == p["program"]) & (lab["pitch"] == q))[0]) for q in pitches
+                   if ((lab["program"] == p["program"]) & (lab["pitch"] == q)).any()]
+            if idx:
+                _, real_fam, _ = judge(np.stack([corpus.audio(k)[:model.sample_rate] * 0.5 for k in idx]))
+                real_hits += int((real_fam.argmax(1) == want).sum())
+                real_n += len(idx)
+        rows.append({"preset": p["name"], "family": p["family"], "hits": int((fam.argmax(1) == want).sum()),
+                     "notes": len(pitches), "p_family": float(fam[:, want].mean()),
+                     "heard_as": [model.family_names[k] for k in fam.argmax(1)]})
+    if not rows:
+        return None
+    return {"family_accuracy": sum(r["hits"] for r in rows) / sum(r["notes"] for r in rows),
+            "real_accuracy": real_hits / real_n if real_n else None,
+            "chance": 1 / len(model.family_names), "per_preset": rows}
 
 
 def pitch_accuracy(model, pitches, bend=0.0):
@@ -148,7 +192,9 @@ def variable_length(model, holds):
     return out
 
 
-def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0):
+def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0, trials=None, notes=None):
+    """quick: 60 notes and 5 coherence trials per attribute; full: 400 and 1000 (hours on 2
+    cores); `trials` / `notes` set either count directly."""
     from vqsynth.data.corpus import Corpus
     from vqsynth.model.folder import load_model
 
@@ -157,14 +203,15 @@ def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0):
     corpus = Corpus(corpus_dir)
     sr = corpus.sample_rate
     judge = Judge(runs, sr)
-    n = 60 if quick else 400
+    n = notes or (60 if quick else 400)
     test = corpus.split("test", "tonal")
     pick = rng.choice(test, size=min(2 * n, len(test)), replace=False)
     real = np.stack([corpus.audio(int(i))[:sr] for i in pick]) * 0.5
     half = len(real) // 2
     real_a, emb_a = distribution_scores(judge, real[:half])
     real_b, emb_b = distribution_scores(judge, real[half:])
-    result = {"model": model.name, "quick": quick, "real": {**real_a, "KID": M.kid(emb_a, emb_b),
+    trials = trials or (5 if quick else 1000)
+    result = {"model": model.name, "quick": quick, "notes": n, "trials": trials, "real": {**real_a, "KID": M.kid(emb_a, emb_b),
                                                             "FD": M.frechet_distance(emb_a, emb_b)}}
     gen = []
     labels = corpus.labels[pick[:half]]
@@ -180,6 +227,7 @@ def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0):
     g_scores, emb_g = distribution_scores(judge, gen)
     result["generated"] = {**g_scores, "KID": M.kid(emb_a, emb_g), "FD": M.frechet_distance(emb_a, emb_g)}
     result["z_effect"] = z_effect(model, rng, 8 if quick else 50)
+    result["presets"] = preset_identity(model, judge, corpus)
     lo, hi = model.pitch_range
     pitches = list(range(max(lo, 36), min(hi, 96) + 1, 6 if quick else 1))
     rows = pitch_accuracy(model, pitches)
@@ -187,7 +235,6 @@ def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0):
     result["pitch"] = {"accuracy": float(np.mean([r["accuracy"] for r in rows])),
                        "median_cents": float(np.nanmedian([r["median_cents"] for r in rows])),
                        "accuracy_bend_+1": float(np.mean([r["accuracy"] for r in bent])), "per_pitch": rows}
-    trials = 5 if quick else 1000
     result["coherence"] = {a: coherence(model, a, trials, rng, (lo, hi)) for a in model.attr_names[:7]}
     if len(model.attr_names) > 7:  # 16 families x 3 levels per trial: a tenth of the attribute trials
         result["family_coherence"] = family_coherence(model, judge, max(trials // 10, 2), rng, (lo, hi))
@@ -202,7 +249,8 @@ def run_suite(model_dir, corpus_dir, runs, out_dir, quick=True, seed=0):
 
 def markdown(r):
     g, real = r["generated"], r["real"]
-    lines = [f"## Evaluation of {r['model']} ({'quick' if r['quick'] else 'full'})", "",
+    size = f"{r['notes']} notes, {r['trials']} coherence trials" if "trials" in r else ("quick" if r["quick"] else "full")
+    lines = [f"## Evaluation of {r['model']} ({size})", "",
              "| metric | generated | real data (two halves of the test split) |", "|---|---|---|"]
     for k in ("PIS", "IIS", "KID", "FD"):
         lines.append(f"| {k} | {g[k]:.3f} | {real[k]:.3f} |")
@@ -211,7 +259,20 @@ def markdown(r):
         z = r["z_effect"]
         lines += ["", f"z effect: two notes differing only in z are {z['z_distance']:.3f} apart (log-spectral RMS), "
                   f"two differing only in the DSP noise seed {z['seed_distance']:.3f}: ratio {z['ratio']:.2f} "
-                  "(about 1 or less: z is ignored)."]
+                  "(about 1 or less: z is ignored)."
+                  + (f" Between two presets: {z['preset_distance']:.3f}, ratio {z['preset_ratio']:.2f}." if "preset_ratio" in z else "")]
+    if r.get("presets"):
+        pr = r["presets"]
+        lines += ["", f"Presets (GM programs' z and attributes, 3 pitches each): the judge hears the preset's "
+                  f"family in {100 * pr['family_accuracy']:.0f} % of notes (chance {100 * pr['chance']:.0f} %"
+                  + (f"; the corpus's own notes of those programs: {100 * pr['real_accuracy']:.0f} %" if pr.get("real_accuracy") is not None else "")
+                  + ").", "",
+                  "| preset | family | judge hits | p(family) | heard as |", "|---|---|---|---|---|"]
+        for x in pr["per_preset"][:16]:
+            lines.append(f"| {x['preset']} | {x['family']} | {x['hits']}/{x['notes']} | {x['p_family']:.2f} | "
+                         f"{', '.join(x['heard_as'])} |")
+        if len(pr["per_preset"]) > 16:
+            lines.append(f"| (and {len(pr['per_preset']) - 16} more presets: eval.json) | | | | |")
     lines += ["", f"Pitch (pYIN, librosa): {100 * p['accuracy']:.1f} % of voiced frames within 50 cents, median error "
               f"{p['median_cents']:.1f} cents; with +1 semitone of bend {100 * p['accuracy_bend_+1']:.1f} %.", "",
               "| attribute | E1 low<high | E2 mid<high | E3 low<mid |", "|---|---|---|---|"]

@@ -221,7 +221,7 @@ def train_gan(sample_batch, run_dir, cfg: GeneratorConfig, sample_rate, hop, n_t
         loaded = [name for name in trainer.modules() if name in state]
         for name in loaded:
             trainer.modules()[name].load_state_dict(state[name])
-        run.step = state["step"]
+        run.step, run.elapsed_before = state["step"], state.get("elapsed", 0.0)  # the model's whole history
         run.log_line({"event": "initialised", "from": str(init_from), "step": run.step, "parts": loaded})
     rng = np.random.default_rng(run.step + 1)
     acc = {}

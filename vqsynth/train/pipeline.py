@@ -229,43 +229,54 @@ def load_instruments(runs, run_name="gan"):
 
 
 def choose_presets(notes: Notes, runs, gen, mu, soft, encoded, hop, pitches=(48, 60, 72)):
-    """One preset per GM family, chosen by the judge: among the family's training programs, the
-    one whose z (with the program's median attributes and mean soft labels) the judge most
-    confidently hears as that family over three pitches. Each preset carries its program, so a
-    MIDI program change picks the exact program or its family's preset."""
+    """A preset for every training program (its z, median attributes and mean soft labels), so
+    a MIDI program change finds the exact program, or its family's first preset for programs the
+    model never saw. The first 16, one per GM family in family order, are the family's medoid in
+    z: the program whose z lies nearest the mean z of the family's programs (the most typical
+    member as the model learned them; the smallest reconstruction error picked outliers such as
+    Timpani for strings). Each preset records how faithfully G makes its program (multi-scale
+    spectral distance to the program's real notes nearest three pitches) and the judge's
+    probability of its family."""
     from vqsynth.data.gm import PROGRAMS
+    from vqsynth.train.gan import multiscale_spectral_loss
     from vqsynth.train.synth import synthesize
 
     judge = load_teacher(runs, notes.sample_rate)
     sr = notes.sample_rate
     T = sr // hop
-    presets = []
-    for fam, fam_name in enumerate(FAMILIES):
-        best = None
-        for prog in sorted(set(notes.program[notes.family == fam].tolist())):
-            rows = np.flatnonzero(notes.program == prog)
-            attrs = np.concatenate([np.median(notes.timbre[rows], 0), soft[rows].mean(0)]).astype(np.float32)
-            near = [rows[np.argmin(np.abs(notes.pitch[rows] - p))] for p in pitches]
-            B = len(pitches)
-            with torch.no_grad():
-                frames, _ = gen(torch.from_numpy(np.tile(mu[prog], (B, 1))), torch.tensor(pitches, dtype=torch.float32),
-                                torch.from_numpy(np.tile(attrs, (B, 1))),
-                                torch.from_numpy(encoded["tokens"][near, :T].astype(np.int64)), gen.initial_state(B))
-                f0 = (440.0 * 2.0 ** ((torch.tensor(pitches, dtype=torch.float32) - 69) / 12))[:, None].expand(-1, T)
-                audio = synthesize(frames, f0, gen.cfg.n_harmonics, hop, sr, sr / 2)
-                _, logits = judge(audio)
-            score = float(torch.softmax(logits, -1)[:, fam].mean())
-            if best is None or score > best[0]:
-                best = (score, prog, attrs)
-        if best is None:
-            continue
-        score, prog, attrs = best
-        names = TIMBRE_NAMES + list(FAMILIES)
-        presets.append({"name": PROGRAMS[prog].lower().replace(" ", "-").replace("(", "").replace(")", ""),
-                        "program": int(prog), "family": fam_name, "judge_family_probability": round(score, 3),
-                        "z": mu[prog].round(4).tolist(),
-                        "attrs": {n: round(float(v), 4) for n, v in zip(names, attrs)}})
-        print(f"preset {fam_name}: {PROGRAMS[prog]} (judge p = {score:.2f})", flush=True)
+    names = TIMBRE_NAMES + list(FAMILIES)
+
+    def preset(prog):
+        torch.manual_seed(0)  # the DSP head's noise: the same figures on every run
+        rows = np.flatnonzero(notes.program == prog)
+        attrs = np.concatenate([np.median(notes.timbre[rows], 0), soft[rows].mean(0)]).astype(np.float32)
+        near = np.array([rows[np.argmin(np.abs(notes.pitch[rows] - p))] for p in pitches])
+        B, fam = len(near), int(notes.family[rows[0]])
+        pitch = torch.from_numpy(notes.pitch[near].astype(np.float32))
+        with torch.no_grad():
+            frames, _ = gen(torch.from_numpy(np.tile(mu[prog], (B, 1))), pitch, torch.from_numpy(np.tile(attrs, (B, 1))),
+                            torch.from_numpy(encoded["tokens"][near, :T].astype(np.int64)), gen.initial_state(B))
+            f0 = (440.0 * 2.0 ** ((pitch - 69) / 12))[:, None].expand(-1, T)
+            audio = synthesize(frames, f0, gen.cfg.n_harmonics, hop, sr, sr / 2)
+            distance = float(multiscale_spectral_loss(audio, torch.from_numpy(notes.audio(near)[:, :T * hop])))
+            p_family = float(torch.softmax(judge(audio)[1], -1)[:, fam].mean())
+        return {"name": PROGRAMS[prog].lower().replace(" ", "-").replace("(", "").replace(")", ""),
+                "program": int(prog), "family": FAMILIES[fam], "spectral_distance": round(distance, 3),
+                "judge_family_probability": round(p_family, 3), "z": mu[prog].round(4).tolist(),
+                "attrs": {n: round(float(v), 4) for n, v in zip(names, attrs)}}
+
+    programs = sorted(set(notes.program.tolist()))
+    featured = []
+    for fam in range(len(FAMILIES)):
+        members = [p for p in programs if p // 8 == fam]
+        if members:
+            centre = mu[members].mean(0)
+            featured.append(min(members, key=lambda p: float(np.linalg.norm(mu[p] - centre))))
+    presets = [preset(p) for p in featured + [p for p in programs if p not in featured]]
+    for x in presets[:len(featured)]:
+        print(f"preset {x['family']}: {x['name']} (spectral distance {x['spectral_distance']:.2f}, "
+              f"judge p {x['judge_family_probability']:.2f})", flush=True)
+    print(f"{len(presets)} presets: {len(featured)} family medoids, then every other training program", flush=True)
     return presets
 
 
