@@ -6,6 +6,8 @@ runs every stage in order; each resumes from its checkpoint, and a finished stag
 
 from __future__ import annotations
 
+import argparse
+
 STAGES = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes", "all"]
 
 
@@ -27,11 +29,11 @@ def add_arguments(parser):
     parser.add_argument("--drift", type=float, default=1e-3, help="critic drift penalty epsilon [0.001]")
     parser.add_argument("--critic-warmup", type=int, default=0,
                         help="steps the critics train alone when they join [0]")
-    parser.add_argument("--instruments", action="store_true",
-                        help="z from a per-program Gaussian (the instrument), not from N(0, I) [off]")
+    parser.add_argument("--instruments", action=argparse.BooleanOptionalAction, default=True,
+                        help="z from a per-program Gaussian (the instrument), not from N(0, I) [on]")
     parser.add_argument("--kl-weight", type=float, default=0.01, help="weight of the instruments' KL term [0.01]")
-    parser.add_argument("--attr-weight", type=float, default=0.0,
-                        help="weight of the frozen attribute regressor's error on G's output [0: off]")
+    parser.add_argument("--attr-weight", type=float, default=5.0,
+                        help="weight of the frozen attribute regressor's error on G's output (0: off) [5]")
     parser.add_argument("--init-from", default=None,
                         help="start a new generator run from this run's checkpoint (under --runs) [none]")
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, G and critics [0.0002]")

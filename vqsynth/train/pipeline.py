@@ -206,6 +206,11 @@ def stage_generator(notes: Notes, runs, hop, encoded, soft, steps, batch=8, seco
     if instruments:
         gan_options["n_programs"] = 128
     if attr_weight > 0:
+        if not (_run(runs, "attributes") / "checkpoint.pt").exists():
+            from vqsynth.cli import UserError
+
+            raise UserError(f"{_run(runs, 'attributes')}: no attribute regressor: run `vqsynth train attributes` "
+                            "first, or pass --attr-weight 0")
         gan_options.update(attr_weight=attr_weight, attr_judge=load_regressor(runs, notes.sample_rate))
     return train_gan(sample, _run(runs, run_name), cfg, notes.sample_rate, hop, len(TIMBRE_NAMES),
                      steps=steps, batch=batch, warmup=warmup, max_minutes=max_minutes,
