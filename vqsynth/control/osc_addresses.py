@@ -189,7 +189,7 @@ ADDRESSES = [
             "set a model attribute (brightness, hardness, ..., family soft labels) or `volume`, "
             "in its own range (the mapping targets table)"),
     Address("/vqsynth/preset", (Arg("preset", "int|string"),), _preset,
-            "choose a preset (a named z) by number or name", "/done /vqsynth/preset"),
+            "choose a preset by number or name: its z, and the attributes it recalls (they glide there)", "/done /vqsynth/preset"),
     Address("/vqsynth/z", (Arg("values", NUMBER, many=True),), _z,
             "the instrument: one whole number is a seed, otherwise the z vector itself", "/done /vqsynth/z"),
     Address("/vqsynth/tokens", (Arg("tokens", INT, many=True),), _tokens,
