@@ -13,6 +13,18 @@ from vqsynth.engine.backends import BACKENDS
 from vqsynth.engine.options import add_engine_arguments
 
 
+def _positive_ms(text):
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value <= 1000.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: milliseconds, more than 0 and at most 1000")
+    return value
+
+
 def add_arguments(parser):
     add_engine_arguments(parser)
     parser.add_argument("--audio", choices=BACKENDS, default="sounddevice",
@@ -37,6 +49,9 @@ def add_arguments(parser):
                              "which is then loaded when no --mapping is given]")
     parser.add_argument("--no-gc-freeze", action="store_true",
                         help="leave the start-up objects to the garbage collector (for measuring; see gc_policy.py)")
+    parser.add_argument("--gil-switch-ms", type=_positive_ms, default=5.0,
+                        help="how long another Python thread may hold the GIL while the audio callback "
+                             "waits for it (sys.setswitchinterval) [5, Python's default]")
     parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
 
@@ -93,9 +108,10 @@ def run(args):
     audio_lost = False
     try:
         engine.start()  # warms the model and fills the attack cache before we say "ready"
-        gc_policy.watch(engine.counters)
         if not args.no_gc_freeze:
             gc_policy.freeze_startup_objects()
+        gc_policy.watch(engine.counters)  # after the freeze: its own start-up collection is not counted
+        sys.setswitchinterval(args.gil_switch_ms / 1000.0)
         backend.start()
         if args.audio == "jack" and not args.no_midi:
             midi = None  # the JACK client reads its own MIDI port, inside the audio callback

@@ -92,9 +92,9 @@ class Generator(nn.Module):
         feats = torch.cat([z, torch.sin(ang), torch.cos(ang), p.unsqueeze(1), attrs], dim=1)
         return self.cond(feats)
 
-    def forward(self, z, pitch, attrs, tokens, state):
-        """z [B,Z], pitch [B] (MIDI), attrs [B,A], tokens [B,T] int64, state [B,C,S] ->
-        frames [B,T,1+H+Nb] (amplitude, harmonic distribution, noise magnitudes), next state."""
+    def trunk(self, z, pitch, attrs, tokens, state):
+        """The causal trunk: features [B,C,T] before the output head, and the next state
+        (perf/compare_heads.py puts other output heads on it)."""
         cond = self.static_condition(z, pitch, attrs)
         x = self.token_emb(tokens).transpose(1, 2) + self.inp(cond).unsqueeze(2)
         pasts, start = [], 0
@@ -103,9 +103,15 @@ class Generator(nn.Module):
             start += block.context
             x, new_past = block(x, cond, past)
             pasts.append(new_past)
+        return x, torch.cat(pasts, dim=2)
+
+    def forward(self, z, pitch, attrs, tokens, state):
+        """z [B,Z], pitch [B] (MIDI), attrs [B,A], tokens [B,T] int64, state [B,C,S] ->
+        frames [B,T,1+H+Nb] (amplitude, harmonic distribution, noise magnitudes), next state."""
+        x, next_state = self.trunk(z, pitch, attrs, tokens, state)
         out = self.head(x).transpose(1, 2)  # [B,T,F]
         H = self.cfg.n_harmonics
         amp = exp_sigmoid(out[..., :1] - 2.0)
         harm = torch.softmax(out[..., 1:1 + H], dim=-1)
         noise = exp_sigmoid(out[..., 1 + H:] - 4.0, max_value=0.5)
-        return torch.cat([amp, harm, noise], dim=-1), torch.cat(pasts, dim=2)
+        return torch.cat([amp, harm, noise], dim=-1), next_state
