@@ -206,6 +206,7 @@ def main():
     out["rig_floor"] = floor
     out["xruns_per_minute"] = round(out["underruns"] / (seconds / 60), 1)
     out["late_callbacks"] = out["engine"].get("late_callbacks")
+    out["late_callbacks_entered_late"] = out["engine"].get("late_callbacks_entered_late")
     out["gc_slow"], out["gc_longest_us"] = out["engine"].get("gc_slow"), out["engine"].get("gc_longest_us")
     tl = out["timeline"]
     out["voices_first_minute_max"] = max((x["voices"] or 0) for x in tl[:60]) if tl else None

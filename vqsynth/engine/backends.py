@@ -277,6 +277,7 @@ class JackBackend(Backend):
         self.engine.counters["underruns"] += 1
 
     def _process(self, frames):
+        entered = self.client.frames_since_cycle_start
         try:
             if self.midi_in is not None:
                 first = self.engine.samples_out
@@ -291,6 +292,8 @@ class JackBackend(Backend):
             self.engine.counters["callback_errors"] += 1
         if self.client.frames_since_cycle_start > frames:  # our own overrun, whatever the rest of the graph did
             self.engine.counters["late_callbacks"] += 1
+            if entered > frames // 2:  # most of the period went before our code ran: waiting (GIL, CPU), not working
+                self.engine.counters["late_callbacks_entered_late"] += 1
 
     def start(self):
         self.client.activate()
