@@ -266,6 +266,7 @@ class JackBackend(Backend):
 
     def _setup(self, client):
         self.client = client
+        self._last_cycle = None  # JACK frame time of the previous callback's cycle (a new server starts anew)
         self.outs = [client.outports.register(f"out_{i + 1}") for i in range(self.channels)]
         self.midi_in = client.midi_inports.register("midi_in") if self.controller is not None else None
         client.set_process_callback(self._process)
@@ -277,7 +278,7 @@ class JackBackend(Backend):
         self.engine.counters["underruns"] += 1
 
     def _process(self, frames):
-        entered = self.client.frames_since_cycle_start
+        cycle, entered = self.client.last_frame_time, self.client.frames_since_cycle_start
         try:
             if self.midi_in is not None:
                 first = self.engine.samples_out
@@ -290,9 +291,19 @@ class JackBackend(Backend):
             for port in self.outs:
                 port.get_array().fill(0)
             self.engine.counters["callback_errors"] += 1
-        if self.client.frames_since_cycle_start > frames:  # our own overrun, whatever the rest of the graph did
+        self._count_lateness(frames, cycle, entered)
+
+    def _count_lateness(self, frames, cycle, entered):
+        """Late: this callback ended after its period, or whole cycles went by without a callback
+        (frames_since_cycle_start alone cannot see those: it counts from the newest cycle).
+        Entered late: most of a period, or whole cycles, went before our code ran (waiting for
+        the GIL or the CPU, not working). Skipped cycles can also come from another client
+        stalling the graph, so this is an upper bound on our own overruns."""
+        skipped = self._last_cycle is not None and (cycle - self._last_cycle) % 2 ** 32 > frames
+        self._last_cycle = cycle
+        if skipped or self.client.last_frame_time != cycle or self.client.frames_since_cycle_start > frames:
             self.engine.counters["late_callbacks"] += 1
-            if entered > frames // 2:  # most of the period went before our code ran: waiting (GIL, CPU), not working
+            if skipped or entered > frames // 2:
                 self.engine.counters["late_callbacks_entered_late"] += 1
 
     def start(self):
