@@ -5,8 +5,8 @@ holds it while it walks every tracked object: about 5 ms for the ~23,000 objects
 the mappings and the libraries leave after start-up, longer than a 2.67 ms JACK period. So once
 the server is warm, everything alive is frozen (gc.freeze: never scanned again) and later
 collections only walk what was made since. `watch` counts collections that still take over 1 ms.
-In 10-minute soaks no full collection ran, frozen or not (perf/README.md, "Garbage collector and
-GIL"): the freeze is insurance for long sessions, not a measured fix for late callbacks.
+In 10-minute soaks no full collection ran, frozen or not (perf/README.md, "Garbage collector,
+GIL, ..."): the freeze is insurance for long sessions, not a measured fix for late callbacks.
 """
 
 from __future__ import annotations
