@@ -1,5 +1,6 @@
 """vqsynth's own overruns are counted apart from the JACK graph's xruns, and a late callback that
-spent the period waiting (for the GIL or the CPU) is told from one that spent it working."""
+spent the period waiting (for the GIL or the CPU) is told from one that spent it working; the GIL
+switch interval the server takes is checked before it starts."""
 
 import sys
 import time
@@ -9,8 +10,6 @@ import pytest
 from rig import wait_until
 from vqsynth.engine.backends import JackBackend
 from vqsynth.engine.engine import Engine
-
-pytestmark = pytest.mark.rig
 
 
 @pytest.fixture
@@ -37,6 +36,7 @@ def hold_the_gil(seconds, switch_s):
         sys.setswitchinterval(before)
 
 
+@pytest.mark.rig
 def test_a_callback_kept_from_the_gil_is_counted_late_and_waiting(jack_engine):
     c = jack_engine.counters
     assert wait_until(lambda: jack_engine.samples_out > 48000 // 10, timeout=5.0)  # the callback runs
@@ -45,3 +45,13 @@ def test_a_callback_kept_from_the_gil_is_counted_late_and_waiting(jack_engine):
     assert wait_until(lambda: c["late_callbacks"] > late, timeout=2.0)
     assert c["late_callbacks_entered_late"] > waiting
     assert c["late_callbacks_entered_late"] - waiting <= c["late_callbacks"] - late
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "fast", "5000"])
+def test_serve_refuses_a_gil_switch_interval_it_cannot_use(value):
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-m", "vqsynth", "serve", "--audio", "null", "--gil-switch-ms", value],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--gil-switch-ms" in r.stderr and "milliseconds" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
