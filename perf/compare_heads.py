@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import soxr
 import torch
 from torch import nn
@@ -45,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 from vqsynth.eval.metrics import pitch_accuracy, track_pitch  # noqa: E402
 from vqsynth.model.constants import FAMILIES  # noqa: E402
 from vqsynth.model.dsp import VoiceSynth, midi_to_hz  # noqa: E402
+from vqsynth.model.folder import _session, load_model  # noqa: E402
+from vqsynth.train.export import export_generator  # noqa: E402
 from vqsynth.train.gan import multiscale_spectral_loss  # noqa: E402
 from vqsynth.train.generator import Generator, GeneratorConfig  # noqa: E402
 from vqsynth.train.pipeline import Notes  # noqa: E402
@@ -59,6 +60,7 @@ class SpectralHead(nn.Module):
 
     def __init__(self, cfg: GeneratorConfig, bins: int):
         super().__init__()
+        self.cfg = cfg
         self.g = Generator(cfg)
         self.g.head = nn.Identity()  # unused: this module's own head replaces it
         self.head = nn.Conv1d(cfg.channels, 2 * bins, 1)
@@ -149,13 +151,9 @@ def make_batches(notes: Notes, tokens, hop, seconds):
     return batch
 
 
-def encode(notes: Notes, encoder_path, batch=16):
-    sess = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
-    out = []
-    for i in range(0, len(notes), batch):
-        audio = notes.audio(range(i, min(i + batch, len(notes))))
-        out.append(sess.run(None, {"audio": audio})[0].astype(np.int64))
-    return np.concatenate(out)
+def encode(notes: Notes, model):
+    """Tokens of every note through the shipped model's encoder (Model.encode)."""
+    return np.stack([model.encode(notes.audio([i])[0]) for i in range(len(notes))]).astype(np.int64)
 
 
 def train(kind, cfg, batch_of, n_train, minutes, hop, sr, n_fft, batch=8, seed=0, lr=5e-4):
@@ -199,11 +197,8 @@ def cost(kind, model, cfg, hop, sr, n_fft, voices=32, chunk=10, seconds=3.0):
             torch.randint(0, cfg.n_tokens, (B, chunk)), model.initial_state(B))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "g.onnx"
-        torch.onnx.export(model, args, str(path), dynamo=False, opset_version=17,
-                          input_names=["z", "pitch", "attrs", "tokens", "state"], output_names=["frames", "next_state"])
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        export_generator(model, path)
+        sess = _session(path, threads=1)
     feed = {k: v.numpy() for k, v in zip(["z", "pitch", "attrs", "tokens", "state"], args)}
     pitches = np.linspace(40, 80, B)
 
@@ -247,7 +242,7 @@ def cost(kind, model, cfg, hop, sr, n_fft, voices=32, chunk=10, seconds=3.0):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default="corpus-heads")
-    ap.add_argument("--encoder", default=str(ROOT / "models/vqsynth-gm/encoder.onnx"))
+    ap.add_argument("--model", default=str(ROOT / "models/vqsynth-gm"), help="whose encoder makes the tokens")
     ap.add_argument("--minutes", type=float, default=8.0, help="CPU minutes of training per head")
     ap.add_argument("--heads", default=",".join(HEADS))
     ap.add_argument("--seconds", type=float, default=4.0, help="length of the training notes")
@@ -258,8 +253,9 @@ def main():
     n_fft = 4 * hop
     cfg = GeneratorConfig()
     t0 = time.time()
-    train_batch = make_batches(train_notes, encode(train_notes, args.encoder), hop, args.seconds)
-    valid_batch = make_batches(valid_notes, encode(valid_notes, args.encoder), hop, args.seconds)
+    shipped = load_model(args.model)
+    train_batch = make_batches(train_notes, encode(train_notes, shipped), hop, args.seconds)
+    valid_batch = make_batches(valid_notes, encode(valid_notes, shipped), hop, args.seconds)
     print(f"{len(train_notes)} train / {len(valid_notes)} valid notes encoded in {time.time() - t0:.0f} s", flush=True)
     results = {"corpus": args.corpus, "train_notes": len(train_notes), "valid_notes": len(valid_notes),
                "minutes_per_head": args.minutes, "heads": {}}

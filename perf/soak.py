@@ -183,9 +183,7 @@ def main():
     ap.add_argument("--floor-minutes", type=float, default=1.0,
                     help="first, the rig alone (jackd + the player, no vqsynth) for this long [1]")
     ap.add_argument("--server-arg", action="append", default=[],
-                    help="one more argument for `vqsynth serve` (repeatable), e.g. --server-arg=--gil-switch-ms=1")
-    ap.add_argument("--no-gc-freeze", action="store_true",
-                    help="run the server with --no-gc-freeze (to measure what freezing start-up objects buys)")
+                    help="one more argument for `vqsynth serve` (repeatable), e.g. --server-arg=--no-gc-freeze")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     floor = rig_floor(args.floor_minutes * 60) if args.floor_minutes > 0 else None
@@ -201,7 +199,7 @@ def main():
             print(json.dumps(s), flush=True)
     out = flood.run(model_dir, seconds, osc_rate=args.osc_rate, midi_rate=0, midi_schedule=performance(),
                     osc_process=osc_performer, on_second=every, server_nice=args.server_nice, progress=args.json,
-                    extra_args=(["--no-gc-freeze"] if args.no_gc_freeze else []) + args.server_arg)
+                    extra_args=args.server_arg)
     out["command"] = " ".join(["perf/soak.py", *sys.argv[1:]])
     out["rig_floor"] = floor
     out["xruns_per_minute"] = round(out["underruns"] / (seconds / 60), 1)

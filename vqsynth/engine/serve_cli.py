@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -14,13 +15,11 @@ from vqsynth.engine.options import add_engine_arguments
 
 
 def _positive_ms(text):
-    import argparse
-
     try:
         value = float(text)
     except ValueError:
-        value = 0.0
-    if not 0.0 < value <= 1000.0:
+        value = float("nan")
+    if not 0.0 < value <= 1000.0:  # NaN fails too
         raise argparse.ArgumentTypeError(f"{text!r}: milliseconds, more than 0 and at most 1000")
     return value
 
