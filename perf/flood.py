@@ -296,6 +296,78 @@ class Memory:
                 "rss_slope_second_half_mb_per_min": round(slope2, 2), "samples": len(s)}
 
 
+# ------------------------------------------------------------------ a witness in a process of its own
+
+def _witness(server, seconds, results):
+    """Child process: a JACK client connected to nothing whose callback copies a block out of a
+    ring, as an audio process fed by shared memory would, counted by the same CycleWatch as
+    vqsynth's callback. Nothing else in this process wants the GIL."""
+    import jack
+
+    from vqsynth.engine.backends import CycleWatch
+
+    client = jack.Client("witness", servername=server, no_start_server=True)
+    port = client.outports.register("out")
+    ring = np.zeros(48000, dtype=np.float32)
+    watch = CycleWatch(client)
+    state = {"periods": 0}
+
+    def process(frames):
+        cycle, entered = watch.enter()
+        i = (state["periods"] * frames) % (ring.shape[0] - frames)
+        port.get_array()[:] = ring[i:i + frames]
+        state["periods"] += 1
+        watch.leave(frames, cycle, entered)
+
+    client.set_process_callback(process)
+    client.activate()
+    results.put("ready")
+    time.sleep(seconds)
+    client.deactivate()
+    client.close()
+    results.put({"periods": state["periods"], "late_callbacks": watch.late,
+                 "late_callbacks_entered_late": watch.waited})
+
+
+class Witness:
+    """Starts `_witness` beside the server for `seconds`; `result()` has its counts."""
+
+    def __init__(self, server, seconds):
+        ctx = mp.get_context("spawn")
+        self.results = ctx.Queue()
+        self.proc = ctx.Process(target=_witness, args=(server, seconds, self.results), daemon=True)
+        self.proc.start()
+        if self.results.get(timeout=30) != "ready":
+            raise RuntimeError("the witness client did not start")
+
+    def result(self, timeout):
+        out = self.results.get(timeout=timeout)
+        self.proc.join(5)
+        return out
+
+
+class NativeWitness:
+    """perf/witness.c, built here with cc: the same witness with no Python in it (None without cc)."""
+
+    def __init__(self, server, seconds):
+        exe = Path(tempfile.mkdtemp(prefix="vqs-witness-")) / "witness"
+        subprocess.run(["cc", "-O2", "-o", str(exe), str(HERE / "witness.c"), "-l:libjack.so.0"], check=True)
+        self.proc = subprocess.Popen([str(exe), server, str(seconds)], stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the native witness did not start")
+
+    @classmethod
+    def start(cls, server, seconds):
+        import shutil
+
+        return cls(server, seconds) if shutil.which("cc") else None
+
+    def result(self, timeout):
+        out, _ = self.proc.communicate(timeout=timeout)
+        periods, late, waited = (int(x) for x in out.split())
+        return {"periods": periods, "late_callbacks": late, "late_callbacks_entered_late": waited}
+
+
 # ------------------------------------------------------------------ all notes off, then count voices
 
 def release_everything(player, port, timeout=5.0):
@@ -332,7 +404,7 @@ def release_everything(player, port, timeout=5.0):
 # ------------------------------------------------------------------ one run
 
 def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, seed=0, midi_schedule=None,
-        osc_process=None, extra_args=(), on_second=None, server_nice=None, progress=None) -> dict:
+        osc_process=None, extra_args=(), on_second=None, server_nice=None, progress=None, witness=False) -> dict:
     """Start jackd + the server, play for `seconds`, release everything, collect the figures."""
     jackd = Jackd(period=period)
     server = Server(model_dir, "--audio", "jack", *extra_args, env=jack_env(jackd.name), nice=server_nice)
@@ -348,6 +420,8 @@ def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, see
         player.connect()
         time.sleep(0.3)
         before = counters(server.port)
+        watcher = Witness(jackd.name, seconds) if witness else None
+        native = NativeWitness.start(jackd.name, seconds) if witness else None
         ctx = mp.get_context("spawn")
         results = ctx.Queue()
         sender = None
@@ -384,6 +458,10 @@ def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, see
         osc = results.get(timeout=60) if sender else {}
         if sender:
             sender.join(10)
+        if watcher is not None:
+            out["witness"] = watcher.result(timeout=60)
+        if native is not None:
+            out["witness_native"] = native.result(timeout=60)
         time.sleep(0.3)
         midi_sent = player.sent
         polls = len(timeline) + queries

@@ -184,6 +184,10 @@ def main():
                     help="first, the rig alone (jackd + the player, no vqsynth) for this long [1]")
     ap.add_argument("--server-arg", action="append", default=[],
                     help="one more argument for `vqsynth serve` (repeatable), e.g. --server-arg=--no-gc-freeze")
+    ap.add_argument("--no-witness", dest="witness", action="store_false",
+                    help="leave out the witnesses: idle JACK clients, one in Python and one in C (perf/witness.c), "
+                         "each in a process of its own, counted like vqsynth's callback (what the graph and the "
+                         "CPU do to any client)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     floor = rig_floor(args.floor_minutes * 60) if args.floor_minutes > 0 else None
@@ -199,7 +203,7 @@ def main():
             print(json.dumps(s), flush=True)
     out = flood.run(model_dir, seconds, osc_rate=args.osc_rate, midi_rate=0, midi_schedule=performance(),
                     osc_process=osc_performer, on_second=every, server_nice=args.server_nice, progress=args.json,
-                    extra_args=args.server_arg)
+                    extra_args=args.server_arg, witness=args.witness)
     out["command"] = " ".join(["perf/soak.py", *sys.argv[1:]])
     out["rig_floor"] = floor
     out["xruns_per_minute"] = round(out["underruns"] / (seconds / 60), 1)

@@ -181,6 +181,27 @@ def test_a_new_instrument_is_never_played_from_the_old_cache(test_model):
     assert e.counters["cache_hits"] == 1  # the second: rebuilt for z=7
 
 
+def test_a_new_instrument_is_cached_while_a_knob_keeps_moving(test_model):
+    """Live: a program change with a hand on the mod wheel. The attributes never rest, but
+    the new instrument's notes must still start from the cache, not wait for the model (the
+    10-minute soak found every note after its first preset change uncached)."""
+    e = _engine(test_model)
+    backend = NullBackend(e)
+    e.start()
+    backend.start()
+    try:
+        e.set_z(7)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:  # a sweep 200 times a second, never resting 20 ms
+            e.set_attr("brightness", 0.5 + 0.1 * np.sin(8 * (time.monotonic() - t0)))
+            time.sleep(0.005)
+        e.note_on(64, 100)
+        assert e.counters["cache_hits"] == 1 and e.counters["uncached_notes"] == 0
+    finally:
+        backend.stop()
+        e.stop()
+
+
 def test_a_bent_note_starts_from_the_cache_at_its_bent_pitch(test_model):
     def render_with(bend, cache):
         e = _engine(test_model, attack_cache=cache)

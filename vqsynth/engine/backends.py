@@ -229,6 +229,36 @@ class SoundDeviceBackend(Backend):
         return f"{self.device_name} via PortAudio ({self.stream.latency * 1000:.1f} ms output latency)"
 
 
+class CycleWatch:
+    """Counts a JACK client's late process callbacks, from inside the callback.
+
+    Late: the callback ended after its period, or whole cycles went by without a callback
+    (frames_since_cycle_start alone cannot see those: it counts from the newest cycle).
+    Waited: most of a period, or whole cycles, went before the callback's code ran (waiting for
+    the GIL or the CPU, not working). Skipped cycles can also come from another client or the
+    driver stalling the graph, so this is an upper bound on the client's own overruns; the soak
+    runs a second watch in another process to tell the two apart."""
+
+    def __init__(self, client):
+        self.client = client
+        self.last_cycle = None  # JACK frame time of the previous callback's cycle
+        self.late = self.waited = 0
+
+    def enter(self):
+        """First thing in the callback: (this cycle's frame time, frames since it started)."""
+        return self.client.last_frame_time, self.client.frames_since_cycle_start
+
+    def leave(self, frames, cycle, entered) -> tuple[bool, bool]:
+        """Last thing in the callback: (late, waited) for this period, also added to the totals."""
+        skipped = self.last_cycle is not None and (cycle - self.last_cycle) % 2 ** 32 > frames
+        self.last_cycle = cycle
+        late = skipped or self.client.last_frame_time != cycle or self.client.frames_since_cycle_start > frames
+        waited = late and (skipped or entered > frames // 2)
+        self.late += late
+        self.waited += waited
+        return late, waited
+
+
 class JackBackend(Backend):
     """Audio out and MIDI in through one JACK client (the JACK-Client package).
 
@@ -266,7 +296,7 @@ class JackBackend(Backend):
 
     def _setup(self, client):
         self.client = client
-        self._last_cycle = None  # JACK frame time of the previous callback's cycle (a new server starts anew)
+        self.watch = CycleWatch(client)  # a new server starts its frame time anew
         self.outs = [client.outports.register(f"out_{i + 1}") for i in range(self.channels)]
         self.midi_in = client.midi_inports.register("midi_in") if self.controller is not None else None
         client.set_process_callback(self._process)
@@ -278,7 +308,7 @@ class JackBackend(Backend):
         self.engine.counters["underruns"] += 1
 
     def _process(self, frames):
-        cycle, entered = self.client.last_frame_time, self.client.frames_since_cycle_start
+        cycle, entered = self.watch.enter()
         try:
             if self.midi_in is not None:
                 first = self.engine.samples_out
@@ -291,20 +321,10 @@ class JackBackend(Backend):
             for port in self.outs:
                 port.get_array().fill(0)
             self.engine.counters["callback_errors"] += 1
-        self._count_lateness(frames, cycle, entered)
-
-    def _count_lateness(self, frames, cycle, entered):
-        """Late: this callback ended after its period, or whole cycles went by without a callback
-        (frames_since_cycle_start alone cannot see those: it counts from the newest cycle).
-        Entered late: most of a period, or whole cycles, went before our code ran (waiting for
-        the GIL or the CPU, not working). Skipped cycles can also come from another client
-        stalling the graph, so this is an upper bound on our own overruns."""
-        skipped = self._last_cycle is not None and (cycle - self._last_cycle) % 2 ** 32 > frames
-        self._last_cycle = cycle
-        if skipped or self.client.last_frame_time != cycle or self.client.frames_since_cycle_start > frames:
+        late, waited = self.watch.leave(frames, cycle, entered)
+        if late:
             self.engine.counters["late_callbacks"] += 1
-            if skipped or entered > frames // 2:
-                self.engine.counters["late_callbacks_entered_late"] += 1
+            self.engine.counters["late_callbacks_entered_late"] += waited
 
     def start(self):
         self.client.activate()

@@ -100,6 +100,7 @@ class Engine:
         self.cache: dict | None = None
         self.cache_version = -1
         self.z_version = 0  # bumps when the instrument (z, preset) changes; a cache for another z is never used
+        self.z_changed_at = 0.0
         self.settings_changed_at = 0.0
         # counters and meters
         self.counters = dict(underruns=0, late_callbacks=0, late_callbacks_entered_late=0, starved=0, late_blocks=0,
@@ -382,6 +383,7 @@ class Engine:
         for name, value in recalled.items():  # glide there, smoothed like a CC
             self.attr_target[self.model.attr_names.index(name)] = float(value)
         self.z_version += 1
+        self.z_changed_at = time.monotonic()
         self._settings_changed("preset", {"index": index, "name": names[index]})
         for name, value in recalled.items():  # subscribers' faders follow the recall
             self._settings_changed("attr", {"name": name, "value": float(value)}, invalidates_cache=False)
@@ -406,6 +408,7 @@ class Engine:
         self.z = vec
         self.preset = None
         self.z_version += 1
+        self.z_changed_at = time.monotonic()
         self._settings_changed("z", {})
 
     def set_tokens(self, tokens, note_id=None):
@@ -662,17 +665,18 @@ class Engine:
         return entry
 
     def _cache_wanted(self) -> bool:
-        """Rebuild now? Once the settings rest for 50 ms (20 ms after a new instrument, whose
-        notes cannot use the old cache), or every 2 s while a sweep goes on, so the cache
-        follows a CC that never stops. A rebuild costs ~0.3 s of one core (88 pitches x 3
+        """Rebuild now? 20 ms after a new instrument, whose notes cannot use the old cache, even
+        while attributes keep moving (a performer who changes program with a hand on the mod
+        wheel); else once the settings rest for 50 ms, or every 2 s while a sweep goes on, so the
+        cache follows a CC that never stops. A rebuild costs ~0.3 s of one core (88 pitches x 3
         velocities) and is paced at half duty, so a storm of changes cannot starve the OSC and
         MIDI threads of the GIL (the 10k OSC/s flood: 2,800 handled of 40,000 without both rules)."""
         if not self.use_cache or self.cache_version == self.settings_version:
             return False
-        now, rest = time.monotonic(), time.monotonic() - self.settings_changed_at
+        now = time.monotonic()
         if self.cache is None or self.cache["z_version"] != self.z_version:
-            return rest > 0.02
-        return rest > 0.05 or now - self.cache["built_at"] > 2.0
+            return now - self.z_changed_at > 0.02
+        return now - self.settings_changed_at > 0.05 or now - self.cache["built_at"] > 2.0
 
     def build_attack_cache(self):
         """Render the first `attack_frames` of every pitch x velocity bucket for the current settings."""
