@@ -15,8 +15,11 @@ must end. Target: 0 underruns, no growth in memory or voices.
 Underruns come in two kinds, both reported: JACK's xruns of the whole graph (whoever was late:
 on this VM the dummy driver's own cycles start late now and then, with no vqsynth running at
 all), and `late_callbacks`, the periods in which vqsynth's own callback finished after its
-deadline (measured in the callback with jack_frames_since_cycle_start). So that the first can be
-read, the run starts with `--floor-minutes` of the same rig with only the player client in it.
+deadline or cycles it missed (CycleWatch). So that both can be read, the run starts with
+`--floor-minutes` of the same rig with only the player client in it, and two witnesses play
+beside vqsynth all along: idle JACK clients, one in Python and one in C (perf/witness.c), each in
+a process of its own, connected to nothing and counted by the same rule. What they count, any
+client on this machine suffers; what vqsynth counts beyond it is its own.
 
     nice -n 10 .venv/bin/python perf/soak.py --minutes 10 --json perf/results/soak.json
     nice -n 10 .venv/bin/python perf/soak.py --minutes 60 --json perf/results/soak-1h.json
