@@ -9,7 +9,7 @@ want_test=0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 pkgs="libportaudio2 libsndfile1"
-[ $want_test = 1 ] && pkgs="$pkgs jackd2 fluidsynth libfluidsynth3 fluid-soundfont-gm puredata-core liblo-tools sox"
+[ $want_test = 1 ] && pkgs="$pkgs jackd2 fluidsynth libfluidsynth3 fluid-soundfont-gm puredata-core liblo-tools sox gcc libc6-dev"
 if command -v apt-get >/dev/null; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends $pkgs
