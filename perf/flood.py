@@ -97,6 +97,9 @@ class Player:
         self.peak = 0.0
         self.xruns = 0
         self.errors = 0
+        from vqsynth.engine.backends import CycleWatch
+
+        self.watch = CycleWatch(self.client)  # vqsynth runs after us in each cycle: our lateness is its too
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
         self.client.activate()
@@ -105,6 +108,13 @@ class Player:
         self.xruns += 1
 
     def _process(self, frames):
+        cycle, entered = self.watch.enter()
+        try:
+            self._play(frames)
+        finally:
+            self.watch.leave(frames, cycle, entered)
+
+    def _play(self, frames):
         try:
             self.out.clear_buffer()
             for offset, data in self.schedule(self.period):
@@ -298,22 +308,28 @@ class Memory:
 
 # ------------------------------------------------------------------ a witness in a process of its own
 
-def _witness(server, seconds, results):
-    """Child process: a JACK client connected to nothing whose callback copies a block out of a
-    ring, as an audio process fed by shared memory would, counted by the same CycleWatch as
-    vqsynth's callback. Nothing else in this process wants the GIL."""
+def _witness(server, seconds, results, follow=None):
+    """Child process: a JACK client whose callback copies a block out of a ring, as an audio
+    process fed by shared memory would, counted by the same CycleWatch as vqsynth's callback.
+    Nothing else in this process wants the GIL. Connected to nothing it runs as soon as the
+    cycle starts; with `follow` (a MIDI output port) it reads that port, so JACK runs it after
+    that port's client, in the place vqsynth has in the rig."""
     import jack
 
     from vqsynth.engine.backends import CycleWatch
 
     client = jack.Client("witness", servername=server, no_start_server=True)
     port = client.outports.register("out")
+    midi_in = client.midi_inports.register("midi_in") if follow else None
     ring = np.zeros(48000, dtype=np.float32)
     watch = CycleWatch(client)
-    state = {"periods": 0}
+    state = {"periods": 0, "midi": 0}
 
     def process(frames):
         cycle, entered = watch.enter()
+        if midi_in is not None:
+            for _ in midi_in.incoming_midi_events():
+                state["midi"] += 1
         i = (state["periods"] * frames) % (ring.shape[0] - frames)
         port.get_array()[:] = ring[i:i + frames]
         state["periods"] += 1
@@ -321,21 +337,23 @@ def _witness(server, seconds, results):
 
     client.set_process_callback(process)
     client.activate()
+    if follow:
+        client.connect(follow, midi_in)
     results.put("ready")
     time.sleep(seconds)
     client.deactivate()
     client.close()
     results.put({"periods": state["periods"], "late_callbacks": watch.late,
-                 "late_callbacks_entered_late": watch.waited})
+                 "late_callbacks_entered_late": watch.waited, "follows": follow, "midi_events": state["midi"]})
 
 
 class Witness:
     """Starts `_witness` beside the server for `seconds`; `result()` has its counts."""
 
-    def __init__(self, server, seconds):
+    def __init__(self, server, seconds, follow=None):
         ctx = mp.get_context("spawn")
         self.results = ctx.Queue()
-        self.proc = ctx.Process(target=_witness, args=(server, seconds, self.results), daemon=True)
+        self.proc = ctx.Process(target=_witness, args=(server, seconds, self.results, follow), daemon=True)
         self.proc.start()
         if self.results.get(timeout=30) != "ready":
             raise RuntimeError("the witness client did not start")
@@ -420,7 +438,7 @@ def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, see
         player.connect()
         time.sleep(0.3)
         before = counters(server.port)
-        watcher = Witness(jackd.name, seconds) if witness else None
+        watcher = Witness(jackd.name, seconds, follow=player.out.name) if witness else None
         native = NativeWitness.start(jackd.name, seconds) if witness else None
         ctx = mp.get_context("spawn")
         results = ctx.Queue()
@@ -488,7 +506,8 @@ def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, see
         out["audio"] = {"periods": player.period, "loud": player.loud, "quiet": player.quiet,
                         "longest_quiet_ms": round(player.longest_quiet * period / 48, 1),
                         "quiet_while_playing": player.quiet_while_expected, "nonfinite": player.nonfinite,
-                        "peak": round(player.peak, 3), "player_xruns": player.xruns, "player_errors": player.errors}
+                        "peak": round(player.peak, 3), "player_xruns": player.xruns, "player_errors": player.errors,
+                        "player_late_callbacks": player.watch.late, "player_late_callbacks_entered_late": player.watch.waited}
         out["underruns"] = out["engine"].get("underruns", 0)
         out["memory"] = memory.summary()
         out["voices_max"] = max((x["voices"] or 0) for x in timeline) if timeline else None

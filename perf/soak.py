@@ -17,9 +17,11 @@ on this VM the dummy driver's own cycles start late now and then, with no vqsynt
 all), and `late_callbacks`, the periods in which vqsynth's own callback finished after its
 deadline or cycles it missed (CycleWatch). So that both can be read, the run starts with
 `--floor-minutes` of the same rig with only the player client in it, and two witnesses play
-beside vqsynth all along: idle JACK clients, one in Python and one in C (perf/witness.c), each in
-a process of its own, connected to nothing and counted by the same rule. What they count, any
-client on this machine suffers; what vqsynth counts beyond it is its own.
+beside vqsynth all along, idle JACK clients each in a process of its own, counted by the same
+rule: one in C (perf/witness.c) connected to nothing, which JACK runs as soon as the cycle
+starts (what any client on this machine suffers), and one in Python that reads the player's
+MIDI, so JACK runs it after the player, where vqsynth runs (what any client in vqsynth's place
+suffers). The player is counted too: a late player makes every client after it late.
 
     nice -n 10 .venv/bin/python perf/soak.py --minutes 10 --json perf/results/soak.json
     nice -n 10 .venv/bin/python perf/soak.py --minutes 60 --json perf/results/soak-1h.json
@@ -188,9 +190,9 @@ def main():
     ap.add_argument("--server-arg", action="append", default=[],
                     help="one more argument for `vqsynth serve` (repeatable), e.g. --server-arg=--no-gc-freeze")
     ap.add_argument("--no-witness", dest="witness", action="store_false",
-                    help="leave out the witnesses: idle JACK clients, one in Python and one in C (perf/witness.c), "
-                         "each in a process of its own, counted like vqsynth's callback (what the graph and the "
-                         "CPU do to any client)")
+                    help="leave out the witnesses: idle JACK clients, one in C (perf/witness.c) connected to "
+                         "nothing and one in Python after the player, as vqsynth is, each in a process of its own, "
+                         "counted like vqsynth's callback (what the graph and the CPU do to any client)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     floor = rig_floor(args.floor_minutes * 60) if args.floor_minutes > 0 else None
