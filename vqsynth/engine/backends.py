@@ -235,9 +235,10 @@ class CycleWatch:
     Late: the callback ended after its period, or whole cycles went by without a callback
     (frames_since_cycle_start alone cannot see those: it counts from the newest cycle).
     Waited: most of a period, or whole cycles, went before the callback's code ran (waiting for
-    the GIL or the CPU, not working). Skipped cycles can also come from another client or the
-    driver stalling the graph, so this is an upper bound on the client's own overruns; the soak
-    runs a second watch in another process to tell the two apart."""
+    the GIL, the CPU, or a client that JACK runs before this one, not working). Late or skipped
+    cycles also come from the driver or another client stalling the graph, so this is an upper
+    bound on the client's own overruns; the soak runs idle witnesses in other processes, counted
+    by this class or its copy in perf/witness.c, to tell the two apart."""
 
     def __init__(self, client):
         self.client = client
