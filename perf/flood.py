@@ -20,6 +20,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 from faults import Server, counters, jack_env  # noqa: E402
 from rig import OscProbe, jack_name  # noqa: E402
+from vqsynth.engine.backends import CycleWatch  # noqa: E402
 
 
 # ------------------------------------------------------------------ jackd with its log in a file
@@ -97,8 +99,6 @@ class Player:
         self.peak = 0.0
         self.xruns = 0
         self.errors = 0
-        from vqsynth.engine.backends import CycleWatch
-
         self.watch = CycleWatch(self.client)  # vqsynth runs after us in each cycle: our lateness is its too
         self.client.set_process_callback(self._process)
         self.client.set_xrun_callback(self._xrun)
@@ -316,8 +316,6 @@ def _witness(server, seconds, results, follow=None):
     that port's client, in the place vqsynth has in the rig."""
     import jack
 
-    from vqsynth.engine.backends import CycleWatch
-
     client = jack.Client("witness", servername=server, no_start_server=True)
     port = client.outports.register("out")
     midi_in = client.midi_inports.register("midi_in") if follow else None
@@ -376,8 +374,6 @@ class NativeWitness:
 
     @classmethod
     def start(cls, server, seconds):
-        import shutil
-
         return cls(server, seconds) if shutil.which("cc") else None
 
     def result(self, timeout):

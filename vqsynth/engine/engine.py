@@ -382,8 +382,7 @@ class Engine:
         recalled = self.model.preset_attrs(index)
         for name, value in recalled.items():  # glide there, smoothed like a CC
             self.attr_target[self.model.attr_names.index(name)] = float(value)
-        self.z_version += 1
-        self.z_changed_at = time.monotonic()
+        self._new_instrument()
         self._settings_changed("preset", {"index": index, "name": names[index]})
         for name, value in recalled.items():  # subscribers' faders follow the recall
             self._settings_changed("attr", {"name": name, "value": float(value)}, invalidates_cache=False)
@@ -407,9 +406,13 @@ class Engine:
             return
         self.z = vec
         self.preset = None
+        self._new_instrument()
+        self._settings_changed("z", {})
+
+    def _new_instrument(self):
+        """z changed: no note may start from the old cache, and the new one is built at once."""
         self.z_version += 1
         self.z_changed_at = time.monotonic()
-        self._settings_changed("z", {})
 
     def set_tokens(self, tokens, note_id=None):
         toks = [int(x) for x in tokens]
