@@ -31,6 +31,9 @@ PITCH_RANGE = (21, 108)
 SYNTH_GAIN = 1.0
 SILENT_PEAK = 1e-4  # -80 dBFS: no sample zone answered (a key or velocity the preset lacks)
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+ATTRIBUTE_RATE = 16000  # timbral attributes and tuning are measured at 16 kHz at any corpus rate, so
+                        # RAW_RANGES (fixed on 16-kHz notes) and the attribute scale stay the same
+TARGET_HARMONICS, TARGET_NOISE = 64, 64  # analysis targets (vqsynth/data/targets.py) of tonal notes
 
 
 @dataclass
@@ -94,18 +97,30 @@ def plan(soundfonts, subsets, programs, pitches, velocities, kits=None, limit=No
 
 # ---------------------------------------------------------------------------------------- worker
 
+def target_config(sample_rate: int) -> dict:
+    """The DSP-head layout the analysis targets are written in: 10-ms frames, up to the Nyquist."""
+    return {"hop": sample_rate // 100, "n_harmonics": TARGET_HARMONICS, "n_noise": TARGET_NOISE,
+            "band_limit_hz": sample_rate / 2.0}
+
+
 def render_unit(shard: Shard, pitch: int, sample_rate: int):
-    """Worker: every velocity of one pitch of a shard -> (int16 [n, L], label rows, drop reasons)."""
+    """Worker: every velocity of one pitch of a shard -> (int16 [n, L], label rows, drop reasons,
+    analysis targets float16 [n, T, H+Nb] or None for drums)."""
+    import soxr
+
     from vqsynth.data import timbre
     from vqsynth.data.pitch import tuning_cents
     from vqsynth.data.render import Renderer
+    from vqsynth.data.targets import analyse
+    from vqsynth.model.dsp import midi_to_hz
 
     spec = SUBSETS[shard.subset]
     drum = shard.subset == "drums"
     with Renderer(shard.soundfont, sample_rate, SYNTH_GAIN) as synth:  # fresh: see Renderer
         renders = [(vel, synth.note(shard.bank, shard.program, pitch, vel, spec["seconds"], spec["note_off_s"]))
                    for p, vel in shard.notes if p == pitch]
-    audio, rows, dropped = [], [], []
+    audio, rows, dropped, targets = [], [], [], []
+    tcfg = target_config(sample_rate)
     for vel, x in renders:
         peak = float(np.abs(x).max())
         if not np.isfinite(peak):
@@ -116,23 +131,31 @@ def render_unit(shard: Shard, pitch: int, sample_rate: int):
             continue
         q = np.round(x * (32767.0 / peak)).astype(np.int16)
         y = q.astype(np.float32) / 32768.0  # what a trainer reads back: attributes are measured on it
+        y16 = y if sample_rate == ATTRIBUTE_RATE else soxr.resample(y, sample_rate, ATTRIBUTE_RATE, quality="HQ")
         try:
-            raw = timbre.raw_attributes(y, sample_rate)
+            raw = timbre.raw_attributes(y16, ATTRIBUTE_RATE)
         except ValueError:
             dropped.append("broken")
             continue
         norm = timbre.normalise(raw)
+        tuning = float("nan") if drum else tuning_cents(y16, ATTRIBUTE_RATE, pitch)
+        if not drum:
+            f0 = float(midi_to_hz(pitch + (tuning / 100.0 if np.isfinite(tuning) and abs(tuning) < 50 else 0.0)))
+            h, n = analyse(y, sample_rate, f0, tcfg["hop"], tcfg["n_harmonics"], tcfg["n_noise"], tcfg["band_limit_hz"])
+            targets.append(np.concatenate([h, n], axis=1).astype(np.float16))
         digest = hashlib.blake2b(np.array([pitch, vel], np.int16).tobytes() + q.tobytes(), digest_size=8)
         rows.append((shard.subset, shard.sf_name, shard.preset[:24], -1 if drum else shard.program,
                      -1 if drum else gm.family(shard.program), shard.program if drum else -1,
                      gm.drum_class(pitch, shard.preset) if drum else -1, pitch, vel, -1, -1, -1, -1,
                      peak * 32768.0 / 32767.0, timbre.loudness_lufs(x, sample_rate),
-                     float("nan") if drum else tuning_cents(y, sample_rate, pitch),
+                     tuning,
                      *[norm[a] for a in ATTRIBUTES], *[raw[a] for a in ATTRIBUTES], digest.hexdigest()))
         audio.append(q)
     length = int(round(spec["seconds"] * sample_rate))
+    width = tcfg["n_harmonics"] + tcfg["n_noise"]
     return (np.stack(audio) if audio else np.zeros((0, length), np.int16),
-            np.array(rows, dtype=LABEL_DTYPE), dropped)
+            np.array(rows, dtype=LABEL_DTYPE), dropped,
+            None if drum else (np.stack(targets) if targets else np.zeros((0, length // tcfg["hop"], width), np.float16)))
 
 
 def _unit(job):
@@ -150,7 +173,8 @@ def _write_manifest(folder: Path, manifest: dict):
 def _config(sample_rate):
     return {"format": FORMAT, "sample_rate": sample_rate, "render_rate": max(44100, sample_rate),
             "synth_gain": SYNTH_GAIN, "subsets": SUBSETS, "pitch_range": list(PITCH_RANGE),
-            "silent_peak": SILENT_PEAK, "attribute_ranges": RAW_RANGES}
+            "silent_peak": SILENT_PEAK, "attribute_ranges": RAW_RANGES, "attribute_rate": ATTRIBUTE_RATE,
+            "targets": target_config(sample_rate)}
 
 
 def build(out, soundfonts, sample_rate=16000, subsets=("tonal", "drums"), programs=range(128),
@@ -177,8 +201,9 @@ def build(out, soundfonts, sample_rate=16000, subsets=("tonal", "drums"), progra
         if entry["spec"] != shard.spec:
             raise UserError(f"{folder / entry['audio']['file']} was built for other pitches or velocities "
                             "than asked now: use another --out")
-        check_file(folder, entry["audio"])
-        check_file(folder, entry["labels"])
+        for key in ("audio", "labels", "targets"):
+            if key in entry:
+                check_file(folder, entry[key])
     if not todo and "labels" in manifest:
         return {"rendered": 0, "kept": 0, "dropped": 0, "seconds": 0.0}
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,9 +250,10 @@ def _render_all(folder, manifest, todo, sample_rate, workers, seen, progress):
 
 def _write_shard(folder, manifest, shard, parts, seen):
     """Drop duplicates of notes already stored, write the shard, enter it in the manifest."""
-    audio = np.concatenate([a for a, _, _ in parts])
-    labels = np.concatenate([lab for _, lab, _ in parts])
-    reasons = Counter(r for _, _, d in parts for r in d)
+    audio = np.concatenate([a for a, _, _, _ in parts])
+    labels = np.concatenate([lab for _, lab, _, _ in parts])
+    targets = None if parts[0][3] is None else np.concatenate([t for _, _, _, t in parts])
+    reasons = Counter(r for _, _, d, _ in parts for r in d)
     keep = []
     for d in labels["digest"]:
         keep.append(d not in seen)
@@ -235,11 +261,15 @@ def _write_shard(folder, manifest, shard, parts, seen):
     if not all(keep):
         reasons["duplicate"] += len(keep) - sum(keep)
     audio, labels = audio[np.array(keep, bool)], labels[np.array(keep, bool)]
+    if targets is not None:
+        targets = targets[np.array(keep, bool)]
     entry = {"stem": shard.stem, "subset": shard.subset, "soundfont": shard.sf_name, "bank": shard.bank,
              "program": shard.program, "preset": shard.preset, "spec": shard.spec, "requested": len(shard.notes),
              "rows": len(audio), "length": audio.shape[1], "dropped": dict(reasons),
              "audio": _save(folder, shard.stem + ".npy", audio),
              "labels": _save(folder, shard.stem + ".labels.npy", labels)}
+    if targets is not None:
+        entry["targets"] = _save(folder, shard.stem + ".targets.npy", targets)
     manifest["shards"].append(entry)
     _write_manifest(folder, manifest)
     return len(audio), sum(reasons.values())
@@ -310,8 +340,8 @@ def _finalize(folder: Path, manifest: dict, seed: int):
 def statistics(labels, manifest) -> dict:
     """Counts, size and the distribution of each attribute, per subset."""
     pct = [0, 1, 5, 25, 50, 75, 95, 99, 100]
-    out = {"notes": {}, "splits": {}, "attributes": {}, "bytes": sum(s["audio"]["bytes"] + s["labels"]["bytes"]
-                                                                     for s in manifest["shards"])}
+    out = {"notes": {}, "splits": {}, "attributes": {}, "bytes": sum(s[k]["bytes"] for s in manifest["shards"]
+                                                                     for k in ("audio", "labels", "targets") if k in s)}
     for subset in SUBSETS:
         lab = labels[labels["subset"] == subset]
         shards = [s for s in manifest["shards"] if s["subset"] == subset]

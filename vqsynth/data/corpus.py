@@ -7,6 +7,10 @@ Layout of a corpus folder (default `corpus/`):
     labels.npy                    one structured row per note (LABEL_DTYPE), in shard order
     tonal/<soundfont>/p000.npy    int16 [N, L] audio of one GM program (L = 4 s at the sample rate)
     tonal/<soundfont>/p000.labels.npy   that shard's rows, as rendered (no split/row yet)
+    tonal/<soundfont>/p000.targets.npy  float16 [N, T, H+Nb] analysis targets of those notes: per
+                                  10-ms frame, harmonic amplitudes and noise-band magnitudes in the
+                                  DSP head's conventions (vqsynth/data/targets.py; layout in
+                                  manifest config "targets"), for the peak-normalised audio
     drums/<soundfont>/k000.npy    int16 [N, L] audio of one drum kit (bank 128 preset; L = 1 s)
 
 Audio is mono, peak-normalised per note to full scale (int16 / 32768 gives float32 in [-1, 1));
@@ -92,7 +96,8 @@ def verify(folder) -> int:
     manifest = read_manifest(folder)
     if "labels" not in manifest:
         raise UserError(f"{folder}: the build has not finished (no labels yet): rerun `vqsynth data build`")
-    entries = [manifest["labels"]] + [e for s in manifest["shards"] for e in (s["audio"], s["labels"])]
+    entries = [manifest["labels"]] + [s[k] for s in manifest["shards"] for k in ("audio", "labels", "targets")
+                                      if k in s]
     for entry in entries:
         check_file(folder, entry, full=True)
     return len(entries)
@@ -111,6 +116,8 @@ class Corpus:
         self.labels = np.load(self.folder / self.manifest["labels"]["file"])
         self.sample_rate = int(self.manifest["config"]["sample_rate"])
         self._shards = [None] * len(self.manifest["shards"])
+        self._targets = [None] * len(self.manifest["shards"])
+        self.target_config = self.manifest["config"].get("targets")
 
     def __len__(self):
         return len(self.labels)
@@ -137,6 +144,19 @@ class Corpus:
                                 f"manifest says int16 ({entry['rows']}, {entry['length']})")
             self._shards[k] = arr
         return self._shards[k]
+
+    def targets(self, i: int) -> np.ndarray:
+        """Analysis targets of note i, float32 [T, H+Nb], for its peak-normalised audio."""
+        lab = self.labels[i]
+        k = int(lab["shard"])
+        if self._targets[k] is None:
+            entry = self.manifest["shards"][k]
+            if "targets" not in entry:
+                raise UserError(f"{self.folder}: {entry['stem']} has no analysis targets (a corpus built before "
+                                "them, or drums): rebuild into a new --out")
+            check_file(self.folder, entry["targets"])
+            self._targets[k] = np.load(self.folder / entry["targets"]["file"], mmap_mode="r")
+        return self._targets[k][int(lab["row"])].astype(np.float32)
 
     def split(self, name: str, subset: str | None = None) -> np.ndarray:
         """Indices of the notes in split `name` ("train", "valid", "test"), optionally of one subset."""

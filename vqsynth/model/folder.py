@@ -73,6 +73,7 @@ class Model:
         self.state_shape = tuple(g["state_shape"])
         self.n_harmonics, self.n_noise = int(g["n_harmonics"]), int(g["n_noise"])
         self.band_limit_hz = float(g["band_limit_hz"])
+        self.encoder_rate = int(m["encoder"].get("sample_rate", self.sample_rate))  # 2.x: the 1.x encoder at 16 kHz
         self.frame_size = 1 + self.n_harmonics + self.n_noise
         self.preset_table = m.get("presets", [])
         self.presets = [p["name"] for p in self.preset_table]
@@ -111,9 +112,18 @@ class Model:
         return frames, nxt
 
     def encode(self, audio: np.ndarray) -> np.ndarray:
-        """Tokens [N // hop] of mono float audio at the model's sample rate."""
-        audio = np.asarray(audio, dtype=np.float32).reshape(1, -1)
-        return self.encoder.run(None, {"audio": audio})[0][0]
+        """Tokens [N // hop] of mono float audio at the model's sample rate (resampled to the
+        encoder's own rate when that differs; the frames are 10 ms at both)."""
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        frames = audio.size // self.hop
+        if self.encoder_rate != self.sample_rate:
+            import soxr
+
+            audio = soxr.resample(audio, self.sample_rate, self.encoder_rate).astype(np.float32)
+        tokens = self.encoder.run(None, {"audio": audio.reshape(1, -1)})[0][0]
+        if self.encoder_rate != self.sample_rate and tokens.size:
+            tokens = np.pad(tokens, (0, max(0, frames - tokens.size)), mode="edge")[:frames]
+        return tokens
 
     def encode_file(self, path, max_seconds: float = 120.0) -> np.ndarray:
         """Tokens of an audio file (any rate soundfile reads, mixed to mono, resampled with soxr).

@@ -2,13 +2,20 @@
 
     vqsynth train all --corpus corpus --runs runs --name vqsynth-gm
 runs every stage in order; each resumes from its checkpoint, and a finished stage is skipped.
+
+    vqsynth train control --corpus corpus-44k --runs runs --generator-minutes 60
+    vqsynth train control-export --corpus corpus-44k --runs runs --name vqsynth-gm2 --model-version 2.0
+train the generator on the corpus's analysis targets (vqsynth/train/control.py; tokens from the
+encoder of --encoder-from) and export it with one preset per GM program.
 """
 
 from __future__ import annotations
 
 import argparse
 
-STAGES = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes", "all"]
+STAGES = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes", "control",
+          "control-export", "all"]
+PIPELINE = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes"]
 
 
 def add_arguments(parser):
@@ -42,6 +49,9 @@ def add_arguments(parser):
     parser.add_argument("--model-version", default="1.0", help="version written to model.json [1.0]")
     parser.add_argument("--out", default=None, help="model folder to export to [models/NAME]")
     parser.add_argument("--threads", type=int, default=2, help="torch threads [2]")
+    parser.add_argument("--encoder-from", default="models/vqsynth-gm",
+                        help="control stages: the model folder whose encoder.onnx gives the tokens [models/vqsynth-gm]")
+    parser.add_argument("--control-run", default="control", help="control stages: run folder under --runs [control]")
 
 
 def run(args):
@@ -50,8 +60,10 @@ def run(args):
     from vqsynth.train import pipeline as P
 
     torch.set_num_threads(args.threads)
+    if args.stage.startswith("control"):
+        return _control(args)
     notes = P.Notes(args.corpus, "train")
-    todo = STAGES[:-1] if args.stage == "all" else [args.stage]
+    todo = PIPELINE if args.stage == "all" else [args.stage]
     encoded = soft = None
     for stage in todo:
         print(f"== {stage}", flush=True)
@@ -83,4 +95,28 @@ def run(args):
 
             result = run_probes(args.corpus, args.out or Path("models") / args.name, Path(args.runs) / "probes.json")
             print(table(result), flush=True)
+    return 0
+
+
+def _control(args):
+    import json
+    from pathlib import Path
+
+    from vqsynth.train import control as C
+
+    notes = C.ControlNotes(args.corpus)
+    run_dir = Path(args.runs) / args.control_run
+    enc_meta = json.loads((Path(args.encoder_from) / "model.json").read_text())
+    encoded = C.encode_tokens(notes, Path(args.encoder_from) / enc_meta["encoder"].get("file", "encoder.onnx"),
+                              int(enc_meta["sample_rate"]), run_dir / "tokens.npz")
+    soft = C.family_labels(notes)
+    if args.stage == "control":
+        C.train_control(notes, encoded, soft, run_dir, steps=args.generator_steps, batch=args.batch,
+                        max_minutes=args.generator_minutes, lr=args.lr,
+                        init_from=args.init_from and Path(args.runs) / args.init_from)
+        return 0
+    out = Path(args.out) if args.out else Path("models") / args.name
+    C.export_control(notes, run_dir, encoded, soft, args.encoder_from, out, args.name, args.model_version,
+                     {"corpus": str(args.corpus), "notes": len(notes), "targets": notes.cfg})
+    print(f"exported {out}")
     return 0

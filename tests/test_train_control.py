@@ -1,0 +1,67 @@
+"""The control-domain stage (vqsynth/train/control.py) on a tiny 44.1 kHz corpus: it learns the
+analysis targets, and its export is a model folder the engine loads, with presets numbered by
+GM program and the encoder's own rate recorded."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def corpus44(tmp_path_factory):
+    from vqsynth.data.build import build
+
+    out = tmp_path_factory.mktemp("corpus44")
+    build(out, ["/usr/share/sounds/sf2/FluidR3_GM.sf2"], sample_rate=44100, subsets=("tonal",),
+          programs=[0, 40], pitches=[48, 60], velocities=[50, 100], workers=1)
+    return out
+
+
+def test_control_training_fits_the_targets_and_exports_a_model_folder(corpus44, tmp_path):
+    import torch
+
+    from vqsynth.model.folder import load_model
+    from vqsynth.train import control as C
+    from vqsynth.train.export import make_test_model
+
+    torch.set_num_threads(1)
+    notes = C.ControlNotes(corpus44)
+    assert len(notes) == 8 and notes.cfg["band_limit_hz"] == 22050.0
+    encoder = make_test_model(tmp_path / "enc", sample_rate=16000, hop=160, channels=16)
+    encoded = C.encode_tokens(notes, encoder / "encoder.onnx", 16000, tmp_path / "run" / "tokens.npz")
+    assert encoded["tokens"].shape == (8, 400)  # 4 s of 10-ms frames: the encoder's 16 kHz frames = the model's
+    soft = C.family_labels(notes)
+    C.train_control(notes, encoded, soft, tmp_path / "run", steps=150, batch=4, log_every=25, lr=3e-3, channels=32,
+                    n_layers=2)
+    log = [json.loads(x) for x in open(tmp_path / "run" / "log.jsonl") if '"event"' not in x]
+    assert log[-1]["harmonics"] < 0.8 * log[0]["harmonics"]
+    assert log[-1]["noise"] < 0.8 * log[0]["noise"]
+    out = C.export_control(notes, tmp_path / "run", encoded, soft, encoder, tmp_path / "model", "t2", "2.0", {})
+    model = load_model(out)
+    assert model.sample_rate == 44100 and model.hop == 441 and model.band_limit_hz == 22050.0
+    assert model.encoder_rate == 16000
+    assert [p["program"] for p in model.preset_table] == [0, 40]
+    assert model.preset_for_program(40) == 1
+    tokens = model.encode(np.zeros(44100, np.float32))
+    assert tokens.shape == (100,)
+    prior = json.loads((out / "prior.json").read_text())
+    assert len(prior["onset"]) == 3
+
+
+def test_a_corpus_without_targets_is_refused_with_what_to_do(corpus44, tmp_path):
+    import shutil
+
+    from vqsynth.cli import UserError
+    from vqsynth.train.control import ControlNotes
+
+    old = tmp_path / "old"
+    shutil.copytree(corpus44, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for s in manifest["shards"]:
+        s.pop("targets")  # as a corpus built before the targets
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="rebuild"):
+        ControlNotes(old)
