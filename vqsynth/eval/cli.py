@@ -13,6 +13,12 @@ def add_arguments(parser):
                         help="coherence trials per attribute (a tenth per family) [5 quick, 1000 full]")
     parser.add_argument("--notes", type=int, default=None, help="generated and real notes compared [60 quick, 400 full]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sound", action="store_true",
+                        help="instead: the model against FluidSynth on the same notes (identity, noise floor, band, "
+                             "attack per velocity, held notes); needs no corpus or judge")
+    parser.add_argument("--compare", action="append", default=[],
+                        help="with --sound: another model measured in the same run (its column first), repeatable")
+    parser.add_argument("--presets", type=int, default=None, help="with --sound: only the first N presets")
 
 
 def run(args):
@@ -20,6 +26,16 @@ def run(args):
     from vqsynth.eval.suite import run_suite
     from vqsynth.model.folder import ModelError, resolve_model
 
+    if args.sound:
+        from vqsynth.eval import sound
+
+        try:
+            results = sound.run([resolve_model(m) for m in args.compare] + [resolve_model(args.model)], args.out,
+                                args.presets)
+        except ModelError as exc:
+            raise UserError(str(exc)) from None
+        print(sound.markdown(results))
+        return 0
     try:
         result = run_suite(resolve_model(args.model), args.corpus, args.runs, args.out, args.quick, args.seed,
                            trials=args.trials, notes=args.notes)

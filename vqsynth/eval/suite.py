@@ -17,12 +17,13 @@ import numpy as np
 from vqsynth.eval import metrics as M
 
 
-def render_note(model, pitch, attrs=None, hold_s=1.0, velocity=100, z=None, bend=0.0, tail_s=0.6, seed=0):
-    """One note through the engine at the model's sample rate: float32 audio."""
+def render_note(model, pitch, attrs=None, hold_s=1.0, velocity=100, z=None, bend=0.0, tail_s=0.6, seed=0,
+                sample_rate=None):
+    """One note through the engine at the model's sample rate (or `sample_rate`): float32 audio."""
     from vqsynth.engine.engine import Engine
     from vqsynth.engine.offline import render
 
-    e = Engine(model, sample_rate=model.sample_rate, polyphony=1, attack_cache=False, seed=seed, volume=1.0)
+    e = Engine(model, sample_rate=sample_rate or model.sample_rate, polyphony=1, attack_cache=False, seed=seed, volume=1.0)
     if attrs is not None:
         e.attr_target[:] = attrs
         e.attr_now[:] = attrs

@@ -2,7 +2,8 @@
 
 Two ways, selectable (model.json `prior.mode` or the engine option):
 - "markov": a learned Markov chain in three phases: onset distribution by velocity, attack
-  transitions for a fixed number of frames, a hold chain that never enters a silence token (so
+  transitions for a fixed number of frames (onset, attack, hold and release each per velocity
+  bucket where the table has `by_velocity` rows, as priors fitted on every velocity do), a hold chain that never enters a silence token (so
   a held note neither stops nor drifts into silence, and never loops audibly: it is a random
   walk), and a release chain after the note-off that is forced into silence after
   `release.frames`.
@@ -39,11 +40,12 @@ class TokenPrior:
         self.silence[table["silence"]] = True
         self.velocity_edges = np.asarray(table["velocity_edges"])
         self.onset = _stochastic(table["onset"], ~self.silence)
+        buckets = len(self.onset)
         self.attack_frames = int(table["attack"]["frames"])
-        self.attack = _stochastic(table["attack"]["transition"])
-        self.hold = _stochastic(table["hold"]["transition"], ~self.silence)
+        self.attack = self._phase(table["attack"], buckets)
+        self.hold = self._phase(table["hold"], buckets, ~self.silence)
         self.release_frames = int(table["release"]["frames"])
-        self.release = _stochastic(table["release"]["transition"])
+        self.release = self._phase(table["release"], buckets)
         self.silence_token = int(np.flatnonzero(self.silence)[0])
         self.examples = table.get("examples", [])
         if self.mode == "resample" and not self.examples:
@@ -51,14 +53,21 @@ class TokenPrior:
         # cumulative tables make one draw a searchsorted
         self._cum = {k: np.cumsum(getattr(self, k), -1) for k in ("onset", "attack", "hold", "release")}
 
+    def _phase(self, phase: dict, buckets: int, allowed=None):
+        """[buckets, T, T] transition tables: the phase's own per velocity bucket, else the shared one."""
+        rows = phase.get("by_velocity") or [phase["transition"]] * buckets
+        if len(rows) != buckets:
+            raise ValueError(f"{len(rows)} velocity buckets of transitions, {buckets} onset rows")
+        return _stochastic(np.asarray(rows, dtype=np.float64), allowed)
+
     def bucket(self, velocity: int) -> int:
         return int(np.searchsorted(self.velocity_edges, velocity, side="right"))
 
     def note(self, velocity: int, seed: int) -> "NoteTokens":
         return NoteTokens(self, velocity, seed)
 
-    def draw(self, table: str, row, u: float) -> int:
-        cum = self._cum[table][row]
+    def draw(self, table: str, row, u: float, bucket: int | None = None) -> int:
+        cum = self._cum[table][row] if bucket is None else self._cum[table][bucket, row]
         return int(min(np.searchsorted(cum, u * cum[-1], side="right"), self.n_tokens - 1))
 
 
@@ -102,11 +111,11 @@ class NoteTokens:
         elif self.token is None:
             tok = p.draw("onset", self.bucket, u)
         elif self.phase == "attack":
-            tok = p.draw("attack", self.token, u)
+            tok = p.draw("attack", self.token, u, self.bucket)
         elif self.phase == "hold":
-            tok = p.draw("hold", self.token, u)
+            tok = p.draw("hold", self.token, u, self.bucket)
         elif self.phase == "release" and self.frame < p.release_frames:
-            tok = p.draw("release", self.token, u)
+            tok = p.draw("release", self.token, u, self.bucket)
         else:
             tok = p.silence_token
         self._advance(tok)

@@ -52,6 +52,9 @@ def add_arguments(parser):
     parser.add_argument("--encoder-from", default="models/vqsynth-gm",
                         help="control stages: the model folder whose encoder.onnx gives the tokens [models/vqsynth-gm]")
     parser.add_argument("--control-run", default="control", help="control stages: run folder under --runs [control]")
+    parser.add_argument("--z-dropout", type=float, default=0.3,
+                        help="control stage: share of notes trained with z = 0, so attributes and family labels "
+                             "steer on their own [0.3]")
 
 
 def run(args):
@@ -112,7 +115,7 @@ def _control(args):
     soft = C.family_labels(notes)
     if args.stage == "control":
         C.train_control(notes, encoded, soft, run_dir, steps=args.generator_steps, batch=args.batch,
-                        max_minutes=args.generator_minutes, lr=args.lr,
+                        max_minutes=args.generator_minutes, lr=args.lr, z_dropout=args.z_dropout,
                         init_from=args.init_from and Path(args.runs) / args.init_from)
         return 0
     out = Path(args.out) if args.out else Path("models") / args.name

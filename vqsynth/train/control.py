@@ -9,7 +9,10 @@ lets G see the whole corpus many times instead of a few thousand notes once (the
 (`vqsynth train generator --init-from`).
 
 z is the instrument: each GM program owns a Gaussian in z (InstrumentTable, KL towards N(0, I)),
-and the presets are those programs' means. Tokens come from the VQCPC encoder of the model
+and the presets are those programs' means. For a share of the notes (`z_dropout`) G gets z = 0,
+the centre of N(0, I), instead: it must then tell the instrument from the attributes and family
+labels alone, so those controls keep steering even though z could say everything (the same idea
+as classifier-free guidance's condition dropout). Tokens come from the VQCPC encoder of the model
 folder named by --encoder-from, run at its own rate on the notes resampled to it.
 """
 
@@ -121,7 +124,7 @@ def control_loss(frames, target, f0, n_harmonics, band_limit_hz):
 
 def train_control(notes: ControlNotes, encoded: dict, soft: np.ndarray, run_dir, steps=100000, batch=16,
                   max_minutes=None, lr=1e-3, kl_weight=0.01, channels=128, n_layers=6, log_every=20, seed=0,
-                  init_from=None):
+                  init_from=None, z_dropout=0.3):
     """Train G (with an instrument table) on the analysis targets; resumable from run_dir."""
     from vqsynth.train.gan import InstrumentTable
     from vqsynth.train.generator import Generator, GeneratorConfig
@@ -135,6 +138,8 @@ def train_control(notes: ControlNotes, encoded: dict, soft: np.ndarray, run_dir,
     opt = torch.optim.Adam(list(G.parameters()) + list(table.parameters()), lr=lr)
     fresh = not (Path(run_dir) / "checkpoint.pt").exists()
     run = Run(run_dir, {"G": G, "instruments": table, "opt": opt}, every=200)
+    for group in opt.param_groups:  # a resumed run takes the learning rate asked for now
+        group["lr"] = lr
     if fresh and init_from:
         state = torch.load(Path(init_from) / "checkpoint.pt", map_location="cpu", weights_only=False)
         G.load_state_dict(state["G"])
@@ -156,6 +161,8 @@ def train_control(notes: ControlNotes, encoded: dict, soft: np.ndarray, run_dir,
         pitch = torch.from_numpy(notes.pitch[rows])
         attrs = torch.from_numpy(np.concatenate([notes.timbre[rows], soft[rows]], 1))
         z, kl = table(torch.from_numpy(notes.program[rows]))
+        keep = torch.from_numpy((rng.random(batch) >= z_dropout).astype(np.float32))[:, None]
+        z = z * keep
         frames, _ = G(z, pitch, attrs, torch.from_numpy(tokens[rows]), G.initial_state(batch))
         f0 = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
         lh, ln = control_loss(frames, target, f0, cfg.n_harmonics, band_limit)

@@ -43,30 +43,48 @@ def fit_prior(tokens, note_off, velocity, frame_db, n_tokens=16, attack_frames=8
     is_silent[silence] = True
     edges = np.asarray(velocity_edges)
     buckets = np.searchsorted(edges, velocity, side="right")
-    onset = np.ones((len(edges) + 1, n_tokens)) * 0.01
+    n_buckets = len(edges) + 1
+    onset = np.ones((n_buckets, n_tokens)) * 0.01
     for b, t0 in zip(buckets, tokens[:, 0]):
         onset[b, t0] += 1.0
     attack = [tokens[i, :attack_frames + 1] for i in range(N)]
     hold = [tokens[i, attack_frames:note_off[i]] for i in range(N)]
     release = [tokens[i, note_off[i] - 1:] for i in range(N)]
+    notes_per_bucket = np.bincount(buckets, minlength=n_buckets)
     # how long releases take to reach silence, for the forced end of the release chain
     lengths = []
     for i in range(N):
         after = np.flatnonzero(is_silent[tokens[i, note_off[i]:]])
         lengths.append(after[0] if after.size else T - note_off[i])
     release_frames = int(np.clip(np.percentile(lengths, 90), 5, 200))
-    rel = _transitions(release, n_tokens)
-    rel[silence] = 0.0
-    rel[silence, silence[0]] = 1.0  # silence is absorbing once reached
     seen = lambda seqs: np.unique(np.concatenate([s for s in seqs if len(s)]))  # noqa: E731
+
+    def release_table(seqs):
+        rel = _transitions(seqs, n_tokens)
+        rel[silence] = 0.0
+        rel[silence, silence[0]] = 1.0  # silence is absorbing once reached
+        return rel
+
+    def per_bucket(seqs, make):
+        """The phase's table for each velocity bucket from that bucket's notes only (the pooled
+        table for a bucket with no notes; notes_per_bucket then says 0)."""
+        pooled = make(seqs)
+        return [make([s for s, b in zip(seqs, buckets) if b == k]) if notes_per_bucket[k] else pooled
+                for k in range(n_buckets)], pooled
+
+    smooth = lambda seqs: _smooth(_transitions(seqs, n_tokens), seen(seqs))  # noqa: E731
+    attack_b, attack_all = per_bucket(attack, smooth)
+    hold_b, hold_all = per_bucket(hold, smooth)
+    release_b, rel = per_bucket(release, release_table)
+    rnd = lambda tables: [np.round(t, 3).tolist() for t in tables]  # noqa: E731
     table = {
         "kind": "markov", "mode": "markov", "n_tokens": n_tokens, "silence": silence.tolist(),
         "token_level_db": np.round(level, 1).tolist(),
         "velocity_edges": list(map(int, edges)), "onset": np.round(onset, 3).tolist(),
-        "attack": {"frames": attack_frames,
-                   "transition": _smooth(_transitions(attack, n_tokens), seen(attack)).round(3).tolist()},
-        "hold": {"transition": _smooth(_transitions(hold, n_tokens), seen(hold)).round(3).tolist()},
-        "release": {"frames": release_frames, "transition": rel.round(3).tolist()},
+        "notes_per_bucket": notes_per_bucket.tolist(),
+        "attack": {"frames": attack_frames, "transition": attack_all.round(3).tolist(), "by_velocity": rnd(attack_b)},
+        "hold": {"transition": hold_all.round(3).tolist(), "by_velocity": rnd(hold_b)},
+        "release": {"frames": release_frames, "transition": rel.round(3).tolist(), "by_velocity": rnd(release_b)},
         "examples": _examples(tokens, note_off, velocity, buckets, n_examples),
     }
     return table

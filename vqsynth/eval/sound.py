@@ -1,0 +1,228 @@
+"""`vqsynth eval --sound`: the model against FluidSynth playing the same notes with the same
+SoundFont (the source of the training data), measured by vqsynth/eval/listener.py.
+
+Both play at 44.1 kHz, the rate a listener hears: the model's DSP head synthesises at the output
+rate whatever the model's own, so a 16 kHz model's missing top octave shows as it sounds.
+
+Every figure is printed beside the real notes' own, and the real-vs-real ceiling where one
+exists. The pitches and velocities are ones no model was trained on (the 2.x corpus has pitches
+21 + 4k and 108, velocities 25/50/75/100/127; 1.x velocity 100 only): C3-E3-G3-C4 at velocity 90.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vqsynth.eval import listener as L
+
+SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+PHRASE = (48, 52, 55, 60)           # C3 E3 G3 C4: what a listener plays first
+CEILING_PHRASE = (50, 54, 57, 62)   # other notes of the same programs: real against real
+VELOCITY = 90
+NOTE_S = 1.0
+RMS = 0.1
+RATE = 44100
+
+
+def _level(x):
+    return x * (RMS / (np.sqrt(np.mean(x ** 2)) + 1e-12))
+
+
+class Real:
+    """FluidSynth notes at the model's rate, peak-normalised to half scale as the corpus is."""
+
+    def __init__(self, sample_rate):
+        from vqsynth.data.render import Renderer
+
+        self.sr = sample_rate
+        self.r = Renderer(SOUNDFONT, sample_rate)
+
+    def note(self, program, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0.3):
+        x = self.r.note(0, program, pitch, velocity, hold_s + tail_s, hold_s)
+        return 0.5 * x / (np.abs(x).max() + 1e-12)
+
+
+def _model_note(model, preset, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0.3, seed=0):
+    from vqsynth.eval.suite import render_note
+
+    attrs = model.attr_defaults.copy()
+    for name, value in model.preset_attrs(preset).items():
+        attrs[model.attr_names.index(name)] = value
+    x = render_note(model, pitch, attrs, hold_s=hold_s, velocity=velocity, z=model.preset_z(preset),
+                    tail_s=tail_s, seed=seed, sample_rate=RATE)
+    return 0.5 * x / (np.abs(x).max() + 1e-12)
+
+
+def _phrase_features(notes, sr):
+    n = int(NOTE_S * sr)
+    return L.timbre_features(np.concatenate([_level(x[:n]) for x in notes]), sr)
+
+
+def evaluate(model, presets=None, progress=print) -> dict:
+    """Every section of the sound evaluation for one model; `presets` limits the presets used."""
+    sr = RATE
+    real = Real(sr)
+    table = [(i, p) for i, p in enumerate(model.preset_table) if "program" in p]
+    if presets is not None:
+        table = table[:presets]
+    programs = sorted({p["program"] for _, p in table})
+    ref_programs = list(range(128))
+    progress(f"{model.name}: {len(table)} presets, reference {len(ref_programs)} FluidSynth programs")
+    ref = np.stack([_phrase_features([real.note(p, q) for q in PHRASE], sr) for p in ref_programs])
+    ceiling = np.stack([_phrase_features([real.note(p, q, velocity=70) for q in CEILING_PHRASE], sr)
+                        for p in programs])
+    held = {}
+    gen_feats = []
+    for i, p in table:
+        notes = [_model_note(model, i, q) for q in PHRASE]
+        gen_feats.append(_phrase_features(notes, sr))
+        held[p["program"]] = _model_note(model, i, 60, hold_s=2.0)
+    result = {"model": model.name, "version": model.meta.get("version"), "sample_rate": model.sample_rate}
+    result["identity"] = {
+        "model": L.identity_scores(np.stack(gen_feats), [p["program"] for _, p in table], ref, ref_programs),
+        "real": L.identity_scores(ceiling, programs, ref, ref_programs),
+        "chance_top5": 5 / 128, "chance_family": 8 / 128}
+    progress("identity done")
+    # clean, full band: a held C4 of every preset's program, sustain 0.3-1.8 s
+    f0 = 440.0 * 2 ** ((60 - 69) / 12)
+    rows = []
+    for prog, x in held.items():
+        y = real.note(prog, 60, hold_s=2.0)
+        row = {"program": prog}
+        for key, fn in (("hfr_db", lambda a: L.harmonic_to_floor_db(a, sr, f0, 0.3, 1.8, f_hi=8000)),
+                        ("floor_4_8k_db", lambda a: L.floor_db(a, sr, f0, 0.3, 1.8)),
+                        ("above_8k_db", lambda a: L.power_above_db(a[:int(2.0 * sr)], sr, 8000.0))):
+            row[key] = [fn(x), fn(y)]
+        rows.append(row)
+    diff = lambda k: [r[k][0] - r[k][1] for r in rows]  # noqa: E731
+    result["clean"] = {
+        "hfr_db_median_diff": float(np.median(diff("hfr_db"))),
+        "floor_4_8k_db_median_diff": float(np.median(diff("floor_4_8k_db"))),
+        "hfr_lower_for": int(sum(d < 0 for d in diff("hfr_db"))), "programs": len(rows),
+        "above_8k_db_median_diff": float(np.median(diff("above_8k_db"))), "per_program": rows}
+    lines_in = [_model_note(model, table[0][0], q, hold_s=1.0, tail_s=0.0) for q in (43, 50, 57, 64, 71)]
+    spectra = [L.spectrum_db(x, sr) for x in lines_in]
+    result["clean"]["fixed_lines_hz"] = L.spectral_lines(np.stack([s for _, s in spectra]), spectra[0][0])
+    progress("clean done")
+    result["velocity"] = velocity_section(model, real, table)
+    progress("velocity done")
+    result["hold"] = hold_section(model, real, table)
+    return result
+
+
+def velocity_section(model, real, table, velocities=(30, 60, 90, 110, 127), programs=(0, 24, 40, 56, 73)):
+    """Attack (ms to half the peak) per velocity, model and real, and the brightness slope per
+    velocity (brightness measured on each note, per 127 of velocity)."""
+    import soxr
+
+    from vqsynth.data.timbre import brightness as brightness_16k
+
+    sr = RATE
+    brightness = lambda x, _: brightness_16k(soxr.resample(x, sr, 16000), 16000)  # noqa: E731  the corpus's scale
+    by_prog = {p["program"]: i for i, p in table}
+    rows = []
+    for prog in programs:
+        if prog not in by_prog:
+            continue
+        for v in velocities:
+            x = _model_note(model, by_prog[prog], 60, velocity=v, hold_s=1.0, tail_s=0.0)
+            y = real.note(prog, 60, velocity=v, hold_s=1.0, tail_s=0.0)
+            rows.append({"program": prog, "velocity": v, "attack_ms": [L.attack_ms(x, sr), L.attack_ms(y, sr)],
+                         "brightness": [brightness(x, sr), brightness(y, sr)]})
+    out = {"per_note": rows}
+    if rows:
+        out["attack_ms_max_abs_diff"] = float(max(abs(r["attack_ms"][0] - r["attack_ms"][1]) for r in rows))
+        out["attack_ms_by_velocity"] = {v: [float(np.median([r["attack_ms"][k] for r in rows if r["velocity"] == v]))
+                                            for k in (0, 1)] for v in velocities}
+        slopes = []
+        for k in (0, 1):
+            per = []
+            for prog in {r["program"] for r in rows}:
+                pts = [(r["velocity"], r["brightness"][k]) for r in rows if r["program"] == prog]
+                per.append(np.polyfit([a for a, _ in pts], [b for _, b in pts], 1)[0] * 127)
+            slopes.append(float(np.median(per)))
+        out["brightness_slope_per_127"] = slopes
+    return out
+
+
+def hold_section(model, real, table, seconds=10.0, count=6):
+    """Onsets inside a held C4 and its level spread, model and real, for the first presets."""
+    from vqsynth.eval.metrics import level_stability_db
+
+    sr = RATE
+    rows = []
+    for i, p in table[:count]:
+        x = _model_note(model, i, 60, hold_s=seconds, tail_s=0.0)
+        y = real.note(p["program"], 60, hold_s=seconds, tail_s=0.0)
+        rows.append({"program": p["program"],
+                     "onsets_per_s": [L.onsets_per_s(x, sr, 0.3, seconds), L.onsets_per_s(y, sr, 0.3, seconds)],
+                     "level_spread_db": [level_stability_db(x, sr, 0.3, seconds), level_stability_db(y, sr, 0.3, seconds)]})
+    return {"per_program": rows, "seconds": seconds,
+            "onsets_per_s_mean": [float(np.mean([r["onsets_per_s"][k] for r in rows])) for k in (0, 1)],
+            "level_spread_db_median": [float(np.median([r["level_spread_db"][k] for r in rows])) for k in (0, 1)]}
+
+
+def markdown(results: list) -> str:
+    """One table, a column per model, beside the real notes (ceilings)."""
+    def cell(r, f):
+        try:
+            return f(r)
+        except (KeyError, TypeError, IndexError):
+            return "—"
+
+    rows = [
+        ("identity: right program in nearest 5", lambda r: f"{100 * r['identity']['model']['in_top']:.1f} %",
+         lambda r: f"{100 * r['identity']['real']['in_top']:.1f} %"),
+        ("identity: nearest program in the right family", lambda r: f"{100 * r['identity']['model']['family']:.1f} %",
+         lambda r: f"{100 * r['identity']['real']['family']:.1f} %"),
+        ("identity: most presets on one nearest program", lambda r: str(r["identity"]["model"]["most_shared"]),
+         lambda r: str(r["identity"]["real"]["most_shared"])),
+        ("identity: distinct nearest programs", lambda r: str(r["identity"]["model"]["distinct_nearest"]),
+         lambda r: str(r["identity"]["real"]["distinct_nearest"])),
+        ("harmonic-to-floor, model - real (median, dB)", lambda r: f"{r['clean']['hfr_db_median_diff']:+.1f}",
+         lambda r: "0"),
+        ("4-8 kHz floor, model - real (median, dB)", lambda r: f"{r['clean']['floor_4_8k_db_median_diff']:+.1f}",
+         lambda r: "0"),
+        ("fixed spectral lines", lambda r: ", ".join(f"{f:.0f} Hz" for f in r["clean"]["fixed_lines_hz"]) or "none",
+         lambda r: "—"),
+        ("power above 8 kHz, model - real (median, dB)", lambda r: f"{r['clean']['above_8k_db_median_diff']:+.1f}",
+         lambda r: "0"),
+        ("attack, worst |model - real| over velocities (ms)",
+         lambda r: f"{r['velocity']['attack_ms_max_abs_diff']:.1f}", lambda r: "0"),
+        ("brightness slope per 127 velocity", lambda r: f"{r['velocity']['brightness_slope_per_127'][0]:+.3f}",
+         lambda r: f"{r['velocity']['brightness_slope_per_127'][1]:+.3f}"),
+        ("onsets per s inside a 10 s hold", lambda r: f"{r['hold']['onsets_per_s_mean'][0]:.2f}",
+         lambda r: f"{r['hold']['onsets_per_s_mean'][1]:.2f}"),
+        ("level spread over the hold (median, dB)", lambda r: f"{r['hold']['level_spread_db_median'][0]:.1f}",
+         lambda r: f"{r['hold']['level_spread_db_median'][1]:.1f}"),
+    ]
+    head = "| measure | " + " | ".join(f"{r['model']} {r.get('version') or ''} ({r['sample_rate'] // 1000} kHz)"
+                                         for r in results) + " | real (FluidSynth) |"
+    lines = [head, "|---" * (len(results) + 2) + "|"]
+    for name, f, g in rows:
+        lines.append(f"| {name} | " + " | ".join(cell(r, f) for r in results) + f" | {cell(results[-1], g)} |")
+    att = [r for r in results if "attack_ms_by_velocity" in r.get("velocity", {})]
+    if att:
+        lines += ["", "Attack (ms to half the peak, median over programs), by velocity:", "",
+                  "| velocity | " + " | ".join(r["model"] + " " + str(r.get("version")) for r in att) + " | real |",
+                  "|---" * (len(att) + 2) + "|"]
+        for v in att[-1]["velocity"]["attack_ms_by_velocity"]:
+            lines.append(f"| {v} | " + " | ".join(f"{r['velocity']['attack_ms_by_velocity'][v][0]:.1f}" for r in att)
+                         + f" | {att[-1]['velocity']['attack_ms_by_velocity'][v][1]:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(model_dirs, out_dir, presets=None) -> list:
+    from vqsynth.model.folder import load_model
+
+    results = []
+    for d in model_dirs:
+        results.append(evaluate(load_model(d), presets))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sound.json").write_text(json.dumps(results, indent=1, default=float))
+    (out / "sound.md").write_text(markdown(results))
+    return results
