@@ -308,3 +308,71 @@ def test_late_blocks_count_a_note_the_render_thread_has_not_reached(test_model):
             pass
         e.process(out)
     assert e.counters["late_blocks"] == 1 and e.counters["starved"] == 0
+
+
+def _live(model, **kw):
+    e = _engine(model, attack_cache=False, **kw)
+    backend = NullBackend(e)
+    e.start()
+    backend.start()
+    time.sleep(0.1)
+    return e, backend
+
+
+def test_a_bundled_sustain_off_releases_on_its_own_sample(test_model):
+    """A sustain-off stamped for later (an OSC bundle) releases the held note at the sample it was
+    stamped for. It used to be replayed with no time when due and land lead + 2 blocks early."""
+    e, backend = _live(test_model)
+    try:
+        e.sustain(0, True)
+        e.note_on(60, 100)
+        e.note_off(60)
+        later = time.monotonic() + 0.3
+        want = e.clock.position(later)
+        e.sustain(0, False, t=later)
+        time.sleep(0.5)
+        notes = [n for n in e.slots.notes if n is not None]
+        assert notes and notes[0].release_at is not None
+        assert abs(notes[0].release_at - want) <= 64, (notes[0].release_at, want)
+    finally:
+        backend.stop()
+        e.stop()
+
+
+def test_all_notes_off_with_40000_queued_events_clears_them_and_the_sound_goes_on(test_model):
+    e, backend = _live(test_model)
+    try:
+        e.note_on(48, 100)  # a drone that must not starve
+        time.sleep(0.2)
+        later = time.monotonic() + 50.0
+        for k in range(20000):
+            e.note_on(60 + k % 12, 100, t=later + k * 1e-4)
+            e.note_off(60 + k % 12, t=later + k * 1e-4 + 0.05)
+        assert len(e.scheduled) == 40000
+        starved = e.counters["starved"]
+        e.all_notes_off()
+        time.sleep(0.3)
+        assert [ev for ev in e.scheduled if ev[2] == e._start_note] == []
+        # the window above is ~110 blocks long, so this bound is no timing figure: it fails only
+        # when the clearing itself holds the lock for seconds (the quadratic one: ~45 s here)
+        assert e.counters["starved"] - starved < 1000
+    finally:
+        backend.stop()
+        e.stop()
+
+
+def test_a_full_scheduler_refuses_and_counts(test_model, monkeypatch):
+    import vqsynth.engine.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_SCHEDULED", 100)
+    e, backend = _live(test_model)
+    try:
+        later = time.monotonic() + 30.0
+        for k in range(100):
+            e.note_on(60, 100, t=later + k * 1e-3)
+        with pytest.raises(InputError, match="scheduler is full"):
+            e.note_on(60, 100, t=later + 1.0)
+        assert e.counters["scheduled_refused"] == 1 and len(e.scheduled) == 100
+    finally:
+        backend.stop()
+        e.stop()

@@ -24,6 +24,7 @@ from vqsynth.engine.voices import Note, VoiceSlots
 from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
 
+MAX_SCHEDULED = 65536  # events waiting for their time (~350 bytes each: ~23 MB at most); more are refused
 CACHE_VELOCITIES = (40, 80, 115)  # one cached attack per velocity bucket of the prior
 STALE_ATTRS = 0.5  # a cache serves while no attribute has moved further than this since its build
 
@@ -104,7 +105,7 @@ class Engine:
         self.settings_changed_at = 0.0
         # counters and meters
         self.counters = dict(underruns=0, late_callbacks=0, late_callbacks_entered_late=0, starved=0, late_blocks=0,
-                             uncached_notes=0, notes=0, steals=0, cache_hits=0,
+                             uncached_notes=0, notes=0, steals=0, cache_hits=0, scheduled_refused=0,
                              out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0)
         self.level_db = -120.0
         self.callback_load = 0.0
@@ -123,6 +124,10 @@ class Engine:
         """Events far in the future (OSC bundles) wait in a heap so they take no voice early."""
         if pos - self.clock.now_sample() > self.lead + 4 * self.block_size and self.running:
             with self.lock:
+                if len(self.scheduled) >= MAX_SCHEDULED:
+                    self.counters["scheduled_refused"] += 1
+                    raise InputError(f"the scheduler is full ({MAX_SCHEDULED} events waiting for their time): "
+                                     "event refused")
                 self.seq += 1
                 heapq.heappush(self.scheduled, (pos, self.seq, method, args))
             self.wake.set()
@@ -131,10 +136,11 @@ class Engine:
 
     def _later(self, t, at_sample, apply) -> bool:
         """A control change stamped for later than the render lead (an OSC bundle's timetag)
-        waits in the heap until then; `apply()` makes it when due. False: apply it now."""
+        waits in the heap until then; `apply(pos)` makes it when due, at its own sample position
+        (a sustain-off then releases on its sample, not at "now + latency"). False: apply it now."""
         if t is None and at_sample is None:
             return False
-        return self._defer(self._pos(t, at_sample), lambda _pos: apply())
+        return self._defer(self._pos(t, at_sample), apply)
 
     def note_on(self, pitch, velocity, channel=0, note_id=None, t=None, at_sample=None):
         pitch, velocity, channel = float(pitch), int(velocity), int(channel)
@@ -232,7 +238,7 @@ class Engine:
     def sustain(self, channel, on, t=None, at_sample=None):
         if not 0 <= int(channel) < 16:
             raise InputError(f"channel {channel} out of range 0..15")
-        if self._later(t, at_sample, lambda: self.sustain(channel, on)):
+        if self._later(t, at_sample, lambda p: self.sustain(channel, on, at_sample=p)):
             return
         pos = self._pos(t, at_sample)
         with self.lock:
@@ -256,9 +262,10 @@ class Engine:
                     n.sustained = True
                 else:
                     self._release_slot(i, pos)
-            for ev in list(self.scheduled):
-                if ev[2] == self._start_note and (channel is None or ev[3][2] == channel):
-                    self.scheduled.remove(ev)
+            # one pass, linear in what is queued (removing one by one was quadratic: 45 s under
+            # the lock for 40,000 queued notes, and the render thread and the sound waited)
+            self.scheduled[:] = [ev for ev in self.scheduled
+                                 if not (ev[2] == self._start_note and (channel is None or ev[3][2] == channel))]
             heapq.heapify(self.scheduled)
 
     def all_sound_off(self, channel=None, t=None, at_sample=None):
@@ -288,7 +295,7 @@ class Engine:
             raise InputError(f"expression {level} out of range 0..1")
         if not 0 <= channel < 16:
             raise InputError(f"channel {channel} out of range 0..15")
-        if self._later(t, at_sample, lambda: self.channel_expression(channel, level)):
+        if self._later(t, at_sample, lambda p: self.channel_expression(channel, level, at_sample=p)):
             return
         with self.lock:
             self.channel_level[channel] = level
@@ -305,7 +312,7 @@ class Engine:
         if not 0 <= channel < 16:
             raise InputError(f"channel {channel} out of range 0..15")
         k = self._attr_index(name, value)
-        if self._later(t, at_sample, lambda: self.channel_attr(channel, name, value)):
+        if self._later(t, at_sample, lambda p: self.channel_attr(channel, name, value, at_sample=p)):
             return
         with self.lock:
             if value is None:
@@ -320,7 +327,7 @@ class Engine:
         semitones = float(semitones)
         if not np.isfinite(semitones) or abs(semitones) > 48:
             raise InputError(f"pitch bend {semitones} semitones out of range ±48")
-        if self._later(t, at_sample, lambda: self.pitch_bend(channel, semitones)):
+        if self._later(t, at_sample, lambda p: self.pitch_bend(channel, semitones, at_sample=p)):
             return
         self.bend[int(channel)] = semitones
 
@@ -334,7 +341,7 @@ class Engine:
         value = float(value)
         if not np.isfinite(value) or not 0.0 <= value <= 1.0:
             raise InputError(f"volume {value} out of range 0..1")
-        if self._later(t, at_sample, lambda: self.set_volume(value, smooth_ms=smooth_ms)):
+        if self._later(t, at_sample, lambda p: self.set_volume(value, smooth_ms=smooth_ms, at_sample=p)):
             return
         self.volume_step = 1.0 / (max(smooth_ms, 0.1) / 1000.0 * self.sample_rate)
         self.volume_target = value
@@ -358,7 +365,7 @@ class Engine:
     def set_attr(self, name, value, t=None, at_sample=None, smooth_ms=None):
         i = self._attr_index(name, value)
         value = float(value)
-        if self._later(t, at_sample, lambda: self.set_attr(name, value, smooth_ms=smooth_ms)):
+        if self._later(t, at_sample, lambda p: self.set_attr(name, value, smooth_ms=smooth_ms, at_sample=p)):
             return
         if smooth_ms is not None:
             self.attr_smoothing[i] = self.smoothing_per_frame(float(smooth_ms))
@@ -375,7 +382,7 @@ class Engine:
             index = int(preset)
             if not names or not 0 <= index < len(names):
                 raise InputError(f"preset {index} out of range 0..{len(names) - 1}")
-        if self._later(t, at_sample, lambda: self.set_preset(index)):
+        if self._later(t, at_sample, lambda p: self.set_preset(index, at_sample=p)):
             return
         self.preset = index
         self.z = self.model.preset_z(index)
@@ -402,7 +409,7 @@ class Engine:
             vec = np.asarray(z, dtype=np.float32).reshape(-1)
             if vec.size != self.model.z_size or not np.all(np.isfinite(vec)):
                 raise InputError(f"z needs {self.model.z_size} finite numbers or one integer seed, got {vec.size}")
-        if self._later(t, at_sample, lambda: self.set_z(vec)):
+        if self._later(t, at_sample, lambda p: self.set_z(vec, at_sample=p)):
             return
         self.z = vec
         self.preset = None

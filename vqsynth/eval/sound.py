@@ -110,7 +110,40 @@ def evaluate(model, presets=None, progress=print) -> dict:
     result["velocity"] = velocity_section(model, real, table)
     progress("velocity done")
     result["hold"] = hold_section(model, real, table)
+    result["morph"] = morph_section(model, table)
     return result
+
+
+def morph_section(model, table, steps=8, pairs=((0, 40), (24, 73), (56, 19))):
+    """The latent walk between two presets: C4 with z moved from one preset's to the other's in
+    `steps` notes (attributes likewise): share of pYIN frames within 50 cents, and clicks."""
+    from vqsynth.eval.metrics import click_count, pitch_accuracy, track_pitch
+    from vqsynth.eval.suite import render_note
+
+    by_prog = {p["program"]: i for i, p in table}
+    f0 = 440.0 * 2 ** ((60 - 69) / 12)
+    rows = []
+    for a, b in pairs:
+        if a not in by_prog or b not in by_prog:
+            continue
+        ia, ib = by_prog[a], by_prog[b]
+        attrs = []
+        for i in (ia, ib):
+            v = model.attr_defaults.copy()
+            for name, value in model.preset_attrs(i).items():
+                v[model.attr_names.index(name)] = value
+            attrs.append(v)
+        acc, clicks = [], 0
+        for w in np.linspace(0.0, 1.0, steps):
+            z = (1 - w) * model.preset_z(ia) + w * model.preset_z(ib)
+            x = render_note(model, 60, (1 - w) * attrs[0] + w * attrs[1], hold_s=0.6, z=z, tail_s=0.3,
+                            sample_rate=RATE)
+            f, voiced = track_pitch(x[int(0.05 * RATE):int(0.6 * RATE)], RATE, f0, hop=441)
+            acc.append(pitch_accuracy(f, voiced, f0)[0])
+            clicks += click_count(x, RATE, onsets_s=[0.0])
+        rows.append({"from": a, "to": b, "in_tune": float(np.mean(acc)), "clicks": int(clicks)})
+    return {"pairs": rows, "in_tune": float(np.mean([r["in_tune"] for r in rows])) if rows else None,
+            "clicks": int(sum(r["clicks"] for r in rows))}
 
 
 def velocity_section(model, real, table, velocities=(30, 60, 90, 110, 127), programs=(0, 24, 40, 56, 73)):
@@ -198,6 +231,9 @@ def markdown(results: list) -> str:
          lambda r: f"{r['hold']['onsets_per_s_mean'][1]:.2f}"),
         ("level spread over the hold (median, dB)", lambda r: f"{r['hold']['level_spread_db_median'][0]:.1f}",
          lambda r: f"{r['hold']['level_spread_db_median'][1]:.1f}"),
+        ("latent walk between presets: in tune (pYIN, 50 cents)", lambda r: f"{100 * r['morph']['in_tune']:.0f} %",
+         lambda r: "—"),
+        ("latent walk: clicks", lambda r: str(r["morph"]["clicks"]), lambda r: "—"),
     ]
     head = "| measure | " + " | ".join(f"{r['model']} {r.get('version') or ''} ({r['sample_rate'] // 1000} kHz)"
                                          for r in results) + " | real (FluidSynth) |"
