@@ -28,11 +28,24 @@ class UserError(Exception):
     """An error the user can fix: printed as one clear line, never as a traceback."""
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("vqsynth")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vqsynth", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vqsynth {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = {}
     for name, module, help_ in COMMANDS:
         p = sub.add_parser(name, help=help_)
+        parser.commands[name] = p
         p.set_defaults(_module=module)
         try:
             importlib.import_module(module).add_arguments(p)
@@ -45,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # say it with the subcommand's own usage, not the top level's
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "_missing", None):
         print(f"vqsynth: {args._missing}", file=sys.stderr)
         return 2
@@ -56,3 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

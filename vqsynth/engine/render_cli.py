@@ -16,16 +16,46 @@ def add_arguments(parser):
     add_engine_arguments(parser)
 
 
-def midi_events(path, controller):
-    """(time_s, deliver) pairs for every channel message of a MIDI file, in file order."""
+def check_output(path):
+    """Refuse, before any work, an output soundfile cannot write: a missing or read-only folder,
+    a directory, or an extension that names no format it writes (.wav, .flac, .ogg, ...)."""
+    import os
+    from pathlib import Path
+
+    import soundfile as sf
+
+    from vqsynth.cli import UserError
+
+    out = Path(path)
+    if out.is_dir():
+        raise UserError(f"-o {path}: is a directory: give a file name such as {out / 'out.wav'}")
+    ext = out.suffix.lower().lstrip(".")
+    formats = {k.lower() for k in sf.available_formats()}
+    if ext not in formats:
+        raise UserError(f"-o {path}: '{out.suffix or '(no extension)'}' is not a format this can write: "
+                        "use .wav, .flac or .ogg")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise UserError(f"-o {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UserError(f"-o {path}: cannot write there (permission denied)")
+
+
+def load_midi(path):
+    """The MIDI file, or a UserError saying why it cannot be read."""
     import mido
 
     from vqsynth.cli import UserError
 
     try:
-        midi = mido.MidiFile(path)
+        return mido.MidiFile(path)
     except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise UserError(f"{path}: not a readable MIDI file ({exc})") from None
+        why = str(exc) or ("empty or cut short" if isinstance(exc, EOFError) else type(exc).__name__)
+        raise UserError(f"{path}: not a readable MIDI file ({why})") from None
+
+
+def midi_events(midi, controller):
+    """(time_s, deliver) pairs for every channel message of a loaded MIDI file, in file order."""
     events, now = [], 0.0
     for msg in midi:
         now += msg.time
@@ -51,13 +81,15 @@ def run(args):
         return 0
     if not args.midi or not args.output:
         raise UserError("render needs a MIDI file and -o OUT.wav (or --examples DIR)")
+    check_output(args.output)
+    midi = load_midi(args.midi)
     engine = build_engine(args)
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
-    events, length = midi_events(args.midi, controller)
+    events, length = midi_events(midi, controller)
     t0 = time.perf_counter()
     audio = render(engine, events, length, tail=args.tail)
     took = time.perf_counter() - t0
-    sf.write(args.output, audio, engine.sample_rate, subtype="PCM_16")
+    sf.write(args.output, audio, engine.sample_rate)  # the format's default: 16-bit WAV/FLAC, Vorbis OGG
     seconds = audio.shape[0] / engine.sample_rate
     print(f"{args.output}: {seconds:.2f} s rendered in {took:.2f} s ({seconds / max(took, 1e-9):.1f}x real time), "
           f"{len(events)} events, {engine.counters['notes']} notes, model {engine.model.name}")

@@ -1,0 +1,69 @@
+"""What a newcomer types: every bad setting or path is one line naming what to change, exit
+code 2, said before any work starts (vqsynth/cli.py, engine/options.py, engine/render_cli.py)."""
+
+import subprocess
+import sys
+
+import mido
+import pytest
+
+from vqsynth.cli import main
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    path = tmp_path_factory.mktemp("midi") / "song.mid"
+    mid = mido.MidiFile()
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track += [mido.Message("note_on", note=60, velocity=100, time=0), mido.Message("note_off", note=60, time=240)]
+    mid.save(path)
+    return path
+
+
+def _run(args, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+@pytest.mark.parametrize("output,says", [
+    ("/no/such/dir/out.wav", "does not exist"),
+    ("out.nosuchformat", "not a format"),
+    ("noext", "no extension"),
+    (".", "is a directory"),
+])
+def test_render_refuses_an_output_it_cannot_write_before_rendering(song, tmp_path, monkeypatch, capsys, output, says):
+    monkeypatch.chdir(tmp_path)
+    code, err = _run(["render", str(song), "-o", output, "--model", "no-such-model-needed"], capsys)
+    assert code == 2 and len(err) == 1 and says in err[0], err
+
+
+@pytest.mark.parametrize("option,value", [("--sample-rate", "7"), ("--sample-rate", "-1"), ("--sample-rate", "0"),
+                                          ("--block-size", "-5"), ("--block-size", "0"), ("--polyphony", "0"),
+                                          ("--sample-rate", "fast")])
+@pytest.mark.parametrize("command", ["render", "serve"])
+def test_settings_out_of_range_are_refused_by_the_parser(command, option, value, capsys):
+    code, err = _run([command, option, value], capsys)
+    assert code == 2
+    assert option in err[-1] and f"vqsynth {command}" in err[-1]
+
+
+def test_an_empty_midi_file_says_what_is_wrong(tmp_path, capsys):
+    empty = tmp_path / "empty.mid"
+    empty.write_bytes(b"")
+    code, err = _run(["render", str(empty), "-o", str(tmp_path / "x.wav"), "--model", "no-such-model"], capsys)
+    assert code == 2 and err[-1].endswith("not a readable MIDI file (empty or cut short)"), err
+
+
+def test_an_unknown_option_shows_the_subcommands_usage(capsys):
+    code, err = _run(["serve", "--bogus"], capsys)
+    assert code == 2 and err[0].startswith("usage: vqsynth serve") and "--bogus" in err[-1]
+
+
+def test_version():
+    out = subprocess.run([sys.executable, "-m", "vqsynth.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("vqsynth ")
