@@ -67,3 +67,46 @@ def test_an_unknown_option_shows_the_subcommands_usage(capsys):
 def test_version():
     out = subprocess.run([sys.executable, "-m", "vqsynth.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("vqsynth ")
+
+
+def test_presets_are_found_by_number_name_in_any_spelling_or_unique_prefix():
+    from vqsynth.model.folder import load_model, resolve_model
+
+    model = load_model(resolve_model(None))
+    piano = model.presets.index("acoustic-grand-piano")
+    assert model.find_preset("Acoustic Grand Piano") == piano
+    assert model.find_preset("acoustic-grand-piano") == piano
+    assert model.find_preset(str(piano)) == piano == model.find_preset(piano)
+    vib = model.presets.index("vibraphone")
+    assert model.find_preset("Vibraphone") == vib and model.find_preset("vibra") == vib
+    with pytest.raises(ValueError, match="ambiguous: .*acoustic-grand-piano.*bright-acoustic-piano"):
+        model.find_preset("piano")
+    with pytest.raises(ValueError, match="unknown preset"):
+        model.find_preset("theremin")
+    with pytest.raises(ValueError, match="out of range"):
+        model.find_preset(len(model.presets))
+
+
+def test_presets_command_lists_numbers_names_and_programs(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "acoustic-grand-piano" in out and "GM program" in out
+    assert main(["presets", "vibra"]) == 0
+    assert "vibraphone" in capsys.readouterr().out
+    code, err = _run(["presets", "piano"], capsys)
+    assert code == 2 and "ambiguous" in err[-1]
+
+
+def test_render_starts_on_the_preset_asked_for(song, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    outs = {}
+    for name in ("vibraphone", "rock organ"):
+        path = tmp_path / f"{name}.wav"
+        assert main(["render", str(song), "-o", str(path), "--preset", name, "--sample-rate", "16000"]) == 0
+        outs[name], _ = sf.read(path)
+    a, b = outs.values()
+    assert np.abs(a).max() > 1e-3 and np.sqrt(np.mean((a - b) ** 2)) > 0.1 * np.sqrt(np.mean(a ** 2))
+    code, err = _run(["render", str(song), "-o", str(tmp_path / "x.wav"), "--preset", "piano"], capsys)
+    assert code == 2 and "ambiguous" in err[-1]

@@ -17,6 +17,7 @@ COMMANDS = [
     ("devices", "vqsynth.engine.devices_cli", "list audio devices and MIDI ports"),
     ("learn", "vqsynth.control.learn_cli", "MIDI learn on a running server: bind the next CC moved to a parameter"),
     ("models", "vqsynth.model.models_cli", "list and validate model folders"),
+    ("presets", "vqsynth.model.presets_cli", "list a model's presets (number, name, GM program, family)"),
     ("tokens", "vqsynth.model.tokens_cli", "print the token sequence of a WAV or of the prior"),
     ("data", "vqsynth.data.cli", "build the training corpus"),
     ("train", "vqsynth.train.cli", "train models (needs the 'train' extra)"),

@@ -374,14 +374,10 @@ class Engine:
 
     def set_preset(self, preset, t=None, at_sample=None):
         names = self.model.presets
-        if isinstance(preset, str) and not preset.isdigit():
-            if preset not in names:
-                raise InputError(f"unknown preset '{preset}' (known: {', '.join(names)})")
-            index = names.index(preset)
-        else:
-            index = int(preset)
-            if not names or not 0 <= index < len(names):
-                raise InputError(f"preset {index} out of range 0..{len(names) - 1}")
+        try:
+            index = self.model.find_preset(preset if isinstance(preset, str) else int(preset))
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise InputError(str(exc)) from None
         if self._later(t, at_sample, lambda p: self.set_preset(index, at_sample=p)):
             return
         self.preset = index

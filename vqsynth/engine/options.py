@@ -16,6 +16,7 @@ ENGINE_OPTIONS = [
     ("mapping", str, None, None, "MIDI/OSC mapping file (TOML; default: mappings/default.toml)"),
     ("prior", str, None, None, "token prior mode: markov or resample (default: the model's)"),
     ("seed", int, 0, (0, 2 ** 63 - 1), "seed of the token prior and the noise"),
+    ("preset", str, None, None, "preset to start with: number, name or unique prefix (`vqsynth presets`)"),
 ]
 
 
@@ -50,8 +51,12 @@ def build_engine(args):
 
     try:
         model = load_model(resolve_model(args.model))
-        return Engine(model, sample_rate=args.sample_rate, block_size=args.block_size, polyphony=args.polyphony,
-                      prior_mode=args.prior, seed=args.seed, attack_cache=not args.no_attack_cache)
+        engine = Engine(model, sample_rate=args.sample_rate, block_size=args.block_size, polyphony=args.polyphony,
+                        prior_mode=args.prior, seed=args.seed, attack_cache=not args.no_attack_cache)
+        if getattr(args, "preset", None) is not None:
+            engine.set_preset(args.preset)
+            engine.attr_now[:] = engine.attr_target  # start there, no glide from the defaults
+        return engine
     except (ModelError, InputError, ValueError) as exc:
         raise UserError(str(exc)) from None
 

@@ -90,6 +90,31 @@ class Model:
                 return i
         return program if program < len(self.preset_table) and all(q is None for q in programs) else None
 
+    def find_preset(self, text) -> int:
+        """A preset's index from what a person types: its number, or its name in any case with
+        spaces or dashes ('Vibraphone', 'acoustic grand piano'), or a prefix that only one name
+        has ('vib'). Raises ValueError naming the candidates when it is ambiguous or unknown."""
+        names = self.presets
+        if isinstance(text, (int, np.integer)) or str(text).strip().isdigit():
+            index = int(text)
+            if not 0 <= index < len(names):
+                raise ValueError(f"preset {index} out of range 0..{len(names) - 1}")
+            return index
+        norm = lambda s: " ".join(str(s).lower().replace("-", " ").replace("_", " ").split())  # noqa: E731
+        want = norm(text)
+        exact = [i for i, n in enumerate(names) if norm(n) == want]
+        if exact:
+            return exact[0]
+        starts = [i for i, n in enumerate(names) if norm(n).startswith(want)] if want else []
+        words = [i for i, n in enumerate(names) if want and want in norm(n).split()]
+        found = starts or words
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ValueError(f"preset '{text}' is ambiguous: " + ", ".join(f"{i} {names[i]}" for i in found[:12])
+                             + (" ..." if len(found) > 12 else ""))
+        raise ValueError(f"unknown preset '{text}' (`vqsynth presets` lists them)")
+
     def preset_attrs(self, index: int) -> dict:
         """The attribute values a preset recalls with its z ({} when it recalls none)."""
         return dict(self.preset_table[index].get("attrs", {}))

@@ -32,7 +32,7 @@ def run(args):
             m = load_model(folder)
             table.add_row(m.name + (" (default)" if folder.name == default else ""), str(folder),
                           f"{m.sample_rate} Hz", f"{m.pitch_range[0]}..{m.pitch_range[1]}", str(m.n_tokens),
-                          ", ".join(m.presets), "[green]ok[/green]")
+                          f"{len(m.presets)} (vqsynth presets)", "[green]ok[/green]")
         except ModelError as exc:
             bad += 1
             table.add_row(folder.name, str(folder), "", "", "", "", f"[red]{exc}[/red]")
