@@ -110,3 +110,15 @@ def test_render_starts_on_the_preset_asked_for(song, tmp_path, capsys):
     assert np.abs(a).max() > 1e-3 and np.sqrt(np.mean((a - b) ** 2)) > 0.1 * np.sqrt(np.mean(a ** 2))
     code, err = _run(["render", str(song), "-o", str(tmp_path / "x.wav"), "--preset", "piano"], capsys)
     assert code == 2 and "ambiguous" in err[-1]
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["tokens", "--plot", "x.png"], "--plot needs matplotlib: pip install"),
+    (["train", "control"], "training needs torch: pip install"),
+])
+def test_a_missing_extra_is_named_with_how_to_install_it(monkeypatch, capsys, argv, says):
+    """As after the server-only ./setup.sh: the command says what to install, no traceback."""
+    for name in ("matplotlib", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ModuleNotFoundError
+    code, err = _run(argv, capsys)
+    assert code == 2 and says in err[-1], err

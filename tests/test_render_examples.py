@@ -24,7 +24,8 @@ def test_presets_example_plays_the_phrase_on_each_preset(test_model, tmp_path):
     from vqsynth.engine.examples import _events_presets
 
     e = Engine(test_model, sample_rate=16000, seed=0)
-    events, seconds = _events_presets(e)
+    events, seconds, labels = _events_presets(e)
+    assert [text for _, text in labels] == [f"{i} {n}" for i, n in enumerate(test_model.presets)]
     chosen = []
     e.listeners.append(lambda kind, payload: chosen.append(payload["index"]) if kind == "preset" else None)
     from vqsynth.engine.offline import render
@@ -32,3 +33,16 @@ def test_presets_example_plays_the_phrase_on_each_preset(test_model, tmp_path):
     audio = render(e, events, seconds, tail=0.5)
     assert chosen == list(range(len(test_model.presets)))
     assert np.abs(audio).max() > 1e-3
+
+
+def test_the_presets_example_plays_the_featured_presets_when_a_model_flags_them(test_model):
+    from vqsynth.engine.examples import showcase_presets
+
+    assert showcase_presets(test_model) == list(range(len(test_model.presets)))
+    table = test_model.preset_table
+    try:
+        table[2]["featured"] = table[0]["featured"] = True
+        assert showcase_presets(test_model) == [0, 2]
+    finally:
+        for p in table:
+            p.pop("featured", None)

@@ -5,7 +5,8 @@
 chromatic.wav (every pitch of the range, 0.4 s each), held-10s.wav (one note held 10 s),
 velocity-sweep.wav (one pitch at velocities 20..127), attr-<name>.wav (a held note while one
 attribute sweeps 0 -> 1), latent.wav (notes while z moves from preset 0 to preset 1),
-presets.wav (the same phrase on each of the first 16 presets in turn), and a spectrogram PNG of each.
+presets.wav (the same phrase on each featured preset in turn, one per GM family; else the first
+16), and a spectrogram PNG of each over the whole band (presets.png names each segment).
 """
 
 from __future__ import annotations
@@ -53,26 +54,37 @@ def _events_latent(e, z0, z1, notes=8, pitch=55):
     return ev, notes * 0.6
 
 
+def showcase_presets(model, most=16) -> list:
+    """The presets a demo plays: those flagged featured (one per GM family), else the first `most`."""
+    featured = [i for i, p in enumerate(model.preset_table) if p.get("featured")]
+    return (featured or list(range(len(model.presets))))[:most]
+
+
 def _events_presets(e, phrase=(48, 55, 60, 64, 67), step=0.3, most=16):
-    ev, t0 = [], 0.0
-    for i in range(min(len(e.model.presets), most)):
+    ev, t0, labels = [], 0.0, []
+    for i in showcase_presets(e.model, most):
         ev.append((t0, lambda t, i=i: e.set_preset(i, t=t)))
+        labels.append((t0, f"{i} {e.model.presets[i]}"))
         for k, p in enumerate(phrase):
             on = t0 + 0.05 + k * step
             ev += [(on, lambda t, p=p: e.note_on(p, 100, t=t)), (on + 0.9 * step, lambda t, p=p: e.note_off(p, t=t))]
         t0 += 0.05 + len(phrase) * step + 0.4
-    return ev, t0
+    return ev, t0, labels
 
 
-def spectrogram_png(audio, sr, path, title):
+def spectrogram_png(audio, sr, path, title, labels=()):
+    """A spectrogram over the whole band, with `labels` [(time s, text)] marking segments."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig, ax = plt.subplots(figsize=(12 if labels else 10, 3.4 if labels else 3))
     ax.specgram(audio + 1e-9, NFFT=1024, Fs=sr, noverlap=768, cmap="magma", vmin=-140)
-    ax.set_ylim(0, min(sr / 2, 10000))
+    ax.set_ylim(0, sr / 2)
+    for t, text in labels:
+        ax.axvline(t, color="white", lw=0.6)
+        ax.text(t + 0.03, 0.97 * sr / 2, text, color="white", fontsize=6, rotation=90, va="top")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("s")
     ax.set_ylabel("Hz")
@@ -88,6 +100,13 @@ def render_examples(make_engine, out_dir, plots=True):
     from vqsynth.engine.offline import render
 
     out = Path(out_dir)
+    if plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ModuleNotFoundError:
+            print("matplotlib is not installed: writing the WAVs without spectrograms "
+                  "(pip install matplotlib, or the 'train' extra, for them)")
+            plots = False
     out.mkdir(parents=True, exist_ok=True)
     probe = make_engine()
     model = probe.model
@@ -104,11 +123,12 @@ def render_examples(make_engine, out_dir, plots=True):
     for name, make_events in jobs.items():
         e = make_engine()
         e.use_cache = False  # offline: no latency to hide, and attribute sweeps would rebuild it often
-        events, seconds = make_events(e)
+        events, seconds, *labels = make_events(e)
         audio = render(e, events, seconds, tail=1.0)
         path = out / f"{name}.wav"
         sf.write(path, audio, e.sample_rate, subtype="PCM_16")
         if plots:
-            spectrogram_png(audio, e.sample_rate, out / f"{name}.png", f"{model.name}: {name}")
+            spectrogram_png(audio, e.sample_rate, out / f"{name}.png",
+                            f"{model.name} {model.meta.get('version', '')}: {name}", labels[0] if labels else ())
         written.append(path)
     return written

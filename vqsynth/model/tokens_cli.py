@@ -38,6 +38,11 @@ def run(args):
     from vqsynth.cli import UserError
     from vqsynth.model.folder import ModelError, load_model, resolve_model
 
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ModuleNotFoundError:
+            raise UserError("--plot needs matplotlib: pip install matplotlib (or the 'train' extra)") from None
     try:
         model = load_model(resolve_model(args.model))
     except ModelError as exc:

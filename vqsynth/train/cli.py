@@ -58,7 +58,12 @@ def add_arguments(parser):
 
 
 def run(args):
-    import torch
+    try:
+        import torch
+    except ModuleNotFoundError:
+        from vqsynth.cli import UserError
+
+        raise UserError("training needs torch: pip install -e '.[train]' (torch==2.13.0, the CPU build)") from None
 
     from vqsynth.train import pipeline as P
 
