@@ -161,13 +161,17 @@ def _sync(req, sync_id):
 NUMBER, INT = "number", "int"
 Z_LIMIT = 100.0
 INT32 = (-2**31, 2**31 - 1)  # what an OSC `i` carries, so a reply can echo it
+MAX_SUBSCRIBERS = 16  # a stage has a few phones and tablets; more are refused, so pushes stay bounded
+SUBSCRIPTION_S = 600.0  # a subscription lapses after this long without a datagram from its host
 _SUBSCRIBE_DOC = ("1 (default): push the instrument's state to the sender, first all of it, then what "
                   "changed, `rate` times a second (default 10; changes in between are merged, the latest "
                   "wins): `/vqsynth/attr/<name> value` for each attribute and `volume`, each OSC address "
                   "the mapping binds (in its input range, so a TouchOSC fader follows), `/vqsynth/state/"
                   "preset index name`, `/vqsynth/state/z`, and `/vqsynth/level db voices`; `port`: push to "
                   "that port of the sender's host instead (for senders that cannot listen on their own "
-                  "port: Max's udpsend, TouchOSC); 0: stop")
+                  "port: Max's udpsend, TouchOSC), never this server's own; 0: stop. At most "
+                  f"{MAX_SUBSCRIBERS} subscribers; one lapses after {SUBSCRIPTION_S / 60:g} minutes without a "
+                  "datagram from its host (any message renews it)")
 
 _SUBSCRIBE_ARGS = (Arg("on", INT, optional=True, range=(0, 1)), Arg("rate", NUMBER, optional=True, range=(0.5, 100)),
                    Arg("port", INT, optional=True, range=(1, 65535)))

@@ -22,13 +22,32 @@ from collections import Counter
 from dataclasses import dataclass
 
 from vqsynth.control.midi import MidiController
-from vqsynth.control.osc_addresses import Address, Arg, ArgError, Request, convert, lookup
+from vqsynth.control.osc_addresses import (MAX_SUBSCRIBERS, SUBSCRIPTION_S, Address, Arg, ArgError, Request,
+                                           convert, lookup)
 from vqsynth.control.osc_packet import OscParseError, build, parse
 
 log = logging.getLogger("vqsynth.control.osc")
 
 MAX_DATAGRAM = 65535
 MAX_ECHO = 256  # characters of a sender's address echoed back in /fail
+# what a server sends: answering any of these with /fail is how two servers (or one server and
+# itself) ping-pong forever, so an unknown one is counted and dropped, never answered
+REPLY_EXACT = {"/fail", "/done", "/synced", "/vqsynth/level", "/vqsynth/learned"}
+REPLY_PREFIXES = ("/vqsynth/state/",)
+
+
+def is_reply_address(address: str) -> bool:
+    return address in REPLY_EXACT or address.endswith(".reply") or address.startswith(REPLY_PREFIXES)
+
+
+def local_hosts() -> set:
+    """Addresses that reach this machine: pushing to one of them on our own port loops."""
+    hosts = {"0.0.0.0", "localhost"}
+    try:
+        hosts |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+    except OSError:
+        pass
+    return hosts
 # Linux tells, with each datagram, how many the kernel dropped because the receive buffer was full
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
 
@@ -45,6 +64,7 @@ class Subscriber:
     interval: float  # seconds between pushes
     due: float = 0.0  # time.monotonic() of its next push
     seen: int = 0  # the state version it last got: it is sent what changed since
+    heard: float = 0.0  # time.monotonic() of the last datagram from its host: the lease
 
 
 class OscServer:
@@ -72,6 +92,7 @@ class OscServer:
         self.threads: list[threading.Thread] = []
         self._pushes: queue.SimpleQueue = queue.SimpleQueue()
         self._logged: set = set()
+        self._local = local_hosts()
 
     def start(self) -> "OscServer":
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -94,6 +115,7 @@ class OscServer:
                 pass
         sock.settimeout(1.0)  # stop() wakes the loop at once; this is the fallback
         self.sock, self.port, self.running = sock, sock.getsockname()[1], True
+        self._local = local_hosts() | {self.host}
         self.engine.add_listener(self._on_engine_event)
         self.threads = [threading.Thread(target=self._receive_loop, name="vqsynth-osc-in", daemon=True),
                         threading.Thread(target=self._push_loop, name="vqsynth-osc-push", daemon=True)]
@@ -154,9 +176,20 @@ class OscServer:
                     self._count("dropped", f"{total} datagrams lost so far: the receive buffer was full "
                                            "(a sender faster than vqsynth reads)")
 
+    def is_own(self, to) -> bool:
+        """Is `to` (host, port) this server's own socket? Pushing or answering there loops."""
+        host, port = to
+        return port == self.port and (host in self._local or host.startswith("127."))
+
     def handle_packet(self, dgram: bytes, sender, now: float, wall: float):
         """Parse one datagram and dispatch its messages in order; `now`/`wall`: arrival times."""
         self.counters["packets"] += 1
+        if self.is_own(sender):
+            self._count("own packets", "a datagram from this server's own port (dropped, never answered)")
+            return
+        for sub in list(self.subscribers.values()):  # any word from a subscriber's host renews its lease
+            if sub.to[0] == sender[0]:
+                sub.heard = now
         try:
             messages = parse(dgram)
         except OscParseError as exc:
@@ -179,6 +212,10 @@ class OscServer:
         self.counters["messages"] += 1
         found = lookup(address) or self._mapped(address)
         if found is None:
+            if is_reply_address(address):
+                self._count("replies ignored", f"{address[:MAX_ECHO]}: a reply or a push, not a command "
+                                               "(another server's, or this one's come back): not answered")
+                return
             self._fail(sender, address, "unknown address (see the README's OSC table)", "unknown address")
             return
         row, path = found
@@ -229,11 +266,18 @@ class OscServer:
 
     # ------------------------------------------------------------ subscriptions
     def subscribe(self, client, on: bool, rate: float = 10.0):
-        """Start (or retime) or stop pushes to `client`; a new subscriber gets the whole state first."""
+        """Start (or retime) or stop pushes to `client`; a new subscriber gets the whole state first.
+        Raises ValueError (answered with /fail) for this server's own port, or when MAX_SUBSCRIBERS
+        already listen. A subscription lapses after SUBSCRIPTION_S without a datagram from its host."""
         if on:
+            if self.is_own(client):
+                raise ValueError(f"cannot push to port {client[1]} of {client[0]}: that is this server itself")
             old = self.subscribers.get(client)
+            if old is None and len(self.subscribers) >= MAX_SUBSCRIBERS:
+                raise ValueError(f"{MAX_SUBSCRIBERS} subscribers already: stop one first (/vqsynth/notify 0)")
             self._reseed = self._reseed or old is None  # changes went unrecorded while nobody listened
-            self.subscribers[client] = Subscriber(client, 1.0 / rate, seen=old.seen if old else 0)
+            self.subscribers[client] = Subscriber(client, 1.0 / rate, seen=old.seen if old else 0,
+                                                  heard=time.monotonic())
         else:
             self.subscribers.pop(client, None)
 
@@ -284,6 +328,11 @@ class OscServer:
             except queue.Empty:
                 pass
             now = time.monotonic()
+            for sub in list(self.subscribers.values()):
+                if now - sub.heard > SUBSCRIPTION_S:
+                    self.subscribers.pop(sub.to, None)
+                    self._count("subscriptions lapsed", f"{sub.to}: nothing heard from its host for "
+                                                        f"{SUBSCRIPTION_S:g} s (send /vqsynth/notify again)")
             due = [sub for sub in list(self.subscribers.values()) if sub.due <= now]
             if not due:
                 continue

@@ -1,0 +1,85 @@
+"""A stranger's datagram cannot start a packet loop or an endless stream of pushes
+(issue: what a stranger on the network can do, findings 1 and 5). Real UDP on loopback."""
+
+import time
+
+import pytest
+
+from rig import LiveEngine, OscProbe
+from vqsynth.control import osc_server
+from vqsynth.control.osc_server import OscServer
+
+
+@pytest.fixture
+def live(test_model):
+    live = LiveEngine(test_model)
+    yield live.engine
+    live.close()
+
+
+@pytest.fixture
+def server(live):
+    with OscServer(live, host="127.0.0.1", port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def probe(server):
+    probe = OscProbe(server.port)
+    yield probe
+    probe.close()
+
+
+def test_notify_to_the_servers_own_port_is_refused_and_starts_no_loop(server, probe):
+    probe.send_message("/vqsynth/notify", [1, 10, server.port])
+    reply = probe.next_reply()
+    assert reply[0] == "/fail" and "this server itself" in reply[1][1]
+    probe.sync()
+    before = server.counters["packets"]
+    time.sleep(0.5)
+    assert server.subscribers == {}
+    assert server.counters["packets"] - before < 5  # the loop was ~16,000 packets a second
+
+
+@pytest.mark.parametrize("address", ["/fail", "/done", "/synced", "/status.reply", "/counters.reply",
+                                     "/vqsynth/state/preset", "/vqsynth/level", "/vqsynth/learned"])
+def test_a_reply_or_push_that_comes_back_is_never_answered(server, probe, address):
+    """Two servers told about each other answered each other's /fail forever."""
+    probe.send_message(address, ["/vqsynth/x", "unknown address"])
+    assert probe.sync() == []  # nothing came back before /synced
+    assert server.counters["replies ignored"] == 1
+
+
+def test_a_datagram_from_the_servers_own_port_is_dropped(server):
+    server.sock.sendto(b"/nonsense\x00\x00\x00,\x00\x00\x00", ("127.0.0.1", server.port))
+    deadline = time.monotonic() + 2.0
+    while server.counters["own packets"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.counters["own packets"] == 1 and server.counters["unknown address"] == 0
+
+
+def test_subscribers_are_bounded(server, monkeypatch):
+    monkeypatch.setattr(osc_server, "MAX_SUBSCRIBERS", 3)
+    probes = [OscProbe(server.port) for _ in range(4)]
+    try:
+        for p in probes[:3]:
+            p.send_message("/vqsynth/notify", [1, 10])
+            assert p.next_reply() == ("/done", ["/vqsynth/notify"])
+        probes[3].send_message("/vqsynth/notify", [1, 10])
+        while (reply := probes[3].next_reply())[0] != "/fail":
+            pass
+        assert "subscribers already" in reply[1][1] and len(server.subscribers) == 3
+    finally:
+        for p in probes:
+            p.close()
+
+
+def test_a_subscription_lapses_when_its_host_falls_silent_and_lives_while_it_talks(server, probe, monkeypatch):
+    monkeypatch.setattr(osc_server, "SUBSCRIPTION_S", 0.6)
+    probe.send_message("/vqsynth/notify", [1, 20])
+    for _ in range(4):  # talking renews the lease
+        time.sleep(0.3)
+        probe.send_message("/vqsynth/status", [])
+    assert len(server.subscribers) == 1
+    time.sleep(1.2)
+    assert server.subscribers == {} and server.counters["subscriptions lapsed"] == 1
