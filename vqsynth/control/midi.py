@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import mido
 
+from vqsynth.control.lograte import RateLimitedLog
 from vqsynth.control.mapping import Binding, Mapping, channel_targets, load_mapping, place_pitch, targets_for
 from vqsynth.control.midi_spec import (FIXED, LSB_OFFSET, MANAGER_FANOUT, MPE_TIMBRE_CC, RPN_BEND_RANGE, RPN_MPE,
                                        RPN_NULL)
@@ -53,7 +54,7 @@ class MidiController:
         self.counters: Counter = Counter()
         self.learner = None  # a MidiLearn waiting for the next CC moved (learn.py)
         self._reset_state()
-        self._logged: set = set()
+        self._log = RateLimitedLog(log, "MIDI")
         self._lock = threading.RLock()
         self._by_type = {
             "note_on": lambda m, t: self.note_on(m.channel, m.note, m.velocity, t),
@@ -95,9 +96,7 @@ class MidiController:
 
     def count(self, kind: str, detail: str = ""):
         self.counters[kind] += 1
-        if kind not in self._logged:
-            self._logged.add(kind)
-            log.warning("MIDI %s: %s (counted; logged once)", kind, detail)
+        self._log.warn(kind, detail)
 
     # ------------------------------------------------------------ notes
     def note_on(self, channel: int, pitch: float, velocity: int, t=None, note_id: int | None = None):

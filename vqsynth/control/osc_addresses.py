@@ -12,6 +12,8 @@ import math
 import re
 from typing import Callable, NamedTuple
 
+from vqsynth.control.lograte import kind_key
+
 TAGS = {"number": "i\\|f", "int": "i\\|f", "string": "s", "int|string": "i\\|f\\|s"}
 
 
@@ -123,7 +125,7 @@ def _counters(req):
     """Every counter as name value pairs: osc.*, midi.* (per-number kinds summed), engine.*."""
     midi = {}
     for kind, n in list(req.server.controller.counters.items()):
-        kind = re.sub(r"(\s+\S*\d\S*)+$", "", kind)  # "unmapped CC 40" -> "unmapped CC"
+        kind = kind_key(kind)  # "unmapped CC 40" -> "unmapped CC"
         midi[kind] = midi.get(kind, 0) + n
     pairs = [(f"osc.{k}", v) for k, v in list(req.server.counters.items())]
     pairs += [(f"midi.{k}", v) for k, v in midi.items()]

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from vqsynth.control.lograte import RateLimitedLog
 from vqsynth.control.midi import MidiController
 from vqsynth.control.osc_addresses import (MAX_SUBSCRIBERS, SUBSCRIPTION_S, Address, Arg, ArgError, Request,
                                            convert, lookup)
@@ -91,7 +92,7 @@ class OscServer:
         self.running = False
         self.threads: list[threading.Thread] = []
         self._pushes: queue.SimpleQueue = queue.SimpleQueue()
-        self._logged: set = set()
+        self._log = RateLimitedLog(log, "OSC")
         self._local = local_hosts()
 
     def start(self) -> "OscServer":
@@ -260,9 +261,7 @@ class OscServer:
 
     def _count(self, kind: str, detail: str):
         self.counters[kind] += 1
-        if kind not in self._logged:
-            self._logged.add(kind)
-            log.warning("OSC %s: %s (counted; logged once)", kind, detail)
+        self._log.warn(kind, detail)
 
     # ------------------------------------------------------------ subscriptions
     def subscribe(self, client, on: bool, rate: float = 10.0):
