@@ -67,7 +67,7 @@ class MidiController:
 
     def handle_bytes(self, data, t: float | None = None):
         """One MIDI event as a port hands it over (JACK, RtMidi: whole messages, no running
-        status): applied, or counted as malformed and logged once. Never raises."""
+        status): applied, or counted as malformed and logged (rate-limited). Never raises."""
         try:
             msg = mido.Message.from_bytes(data)
         except Exception as exc:  # mido 1.3 raises IndexError, not ValueError, on a truncated pitch bend (e0 00)
@@ -79,7 +79,7 @@ class MidiController:
         self.handle(msg, t)
 
     def handle(self, msg: mido.Message, t: float | None = None):
-        """Apply one message; problems are counted and logged once per kind, never raised."""
+        """Apply one message; problems are counted and logged (per kind, rate-limited), never raised."""
         self.counters["messages"] += 1
         handler = self._by_type.get(msg.type)
         if handler is None:
