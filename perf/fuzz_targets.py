@@ -86,7 +86,8 @@ class OscTarget:
 
         self.engine = Engine(model, attack_cache=False, polyphony=polyphony)
         self.controller = MidiController(self.engine)
-        self.server = OscServer(self.engine, self.controller, host="127.0.0.1", port=0)
+        self.server = OscServer(self.engine, self.controller, host="127.0.0.1", port=0,
+                                files_dir=tempfile.gettempdir())  # where the fuzzers' recordings lie
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         self.server.sock = sock  # the server's own socket: replies leave from it, as when started

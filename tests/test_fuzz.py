@@ -200,7 +200,8 @@ def test_osc_over_real_udp_stays_up_under_fuzzed_packets(test_model):
     from vqsynth.control.osc_server import OscServer
 
     target = ft.OscTarget(test_model)  # for its engine; the server under test is a started one
-    with OscServer(target.engine, target.controller, host="127.0.0.1", port=0) as server:
+    with OscServer(target.engine, target.controller, host="127.0.0.1", port=0,
+                   files_dir=tempfile.gettempdir()) as server:
         probe = OscProbe(server.port)
         rng = np.random.default_rng(7)
         for k in range(600):

@@ -99,15 +99,22 @@ def _tokens(req, *tokens):
 
 def _tokens_wav(req, path, note_id=None):
     """The envelope of a recording: its tokens from the first sounding frame on (the note starts
-    at its note-on, not where the file's leading silence ends)."""
+    at its note-on, not where the file's leading silence ends). Checked here, read on the file
+    worker, answered when done (control/files.py)."""
     engine = req.server.engine
-    tokens = engine.model.encode_file(path)
-    sounding = ~engine.model.prior.silence[tokens]
-    if not sounding.any():
-        raise ValueError(f"{path}: silent (every frame encodes to a silence token)")
-    tokens = tokens[int(sounding.argmax()):]
-    engine.set_tokens(tokens.tolist(), note_id=note_id)
-    req.reply("/done", req.address, len(tokens))
+    files = req.server.files
+    file = files.check(path)
+
+    def work():
+        tokens = engine.model.encode_file(file)
+        sounding = ~engine.model.prior.silence[tokens]
+        if not sounding.any():
+            raise ValueError(f"{path}: silent (every frame encodes to a silence token)")
+        tokens = tokens[int(sounding.argmax()):]
+        engine.set_tokens(tokens.tolist(), note_id=note_id)
+        req.reply("/done", req.address, len(tokens))
+
+    files.submit(work, lambda why: req.server.fail(req.sender, req.address, why, "rejected"))
 
 
 def _panic(req):
@@ -201,8 +208,9 @@ ADDRESSES = [
     Address("/vqsynth/tokens", (Arg("tokens", INT, many=True),), _tokens,
             "a drawn envelope (one token per frame) for the next note", "/done /vqsynth/tokens"),
     Address("/vqsynth/tokens/wav", (Arg("path", "string"), Arg("id", INT, optional=True, range=INT32)), _tokens_wav,
-            "the envelope of an audio file on the server's disk (through encoder.onnx) for the next note, "
-            "or for the sounding note with that id", "/done /vqsynth/tokens/wav frames"),
+            "the envelope of an audio file in the folder `serve --files DIR` opens (off without it; through "
+            "encoder.onnx) for the next note, or for the sounding note with that id; answered once read",
+            "/done /vqsynth/tokens/wav frames"),
     Address("/vqsynth/panic", (), _panic, "all sound off, every controller and channel state reset",
             "/done /vqsynth/panic"),
     Address("/vqsynth/status", (), _status, "ask for the engine's state",

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from vqsynth.control.files import FileAccess
 from vqsynth.control.lograte import RateLimitedLog
 from vqsynth.control.midi import MidiController
 from vqsynth.control.osc_addresses import (MAX_SUBSCRIBERS, SUBSCRIPTION_S, Address, Arg, ArgError, Request,
@@ -77,12 +78,13 @@ class OscServer:
     """
 
     def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
-                 port: int = 9000, max_ahead: float = 60.0, learn_file=None):
+                 port: int = 9000, max_ahead: float = 60.0, learn_file=None, files_dir=None):
         self.engine = engine
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
         self.max_ahead = max_ahead
         self.learn_file = learn_file  # where /vqsynth/learn saves (None: learned bindings live in memory only)
+        self.files = FileAccess(files_dir)  # what file commands may read (None: nothing)
         self.counters: Counter = Counter()
         self.subscribers: dict[tuple[str, int], Subscriber] = {}
         self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only
@@ -122,6 +124,7 @@ class OscServer:
                         threading.Thread(target=self._push_loop, name="vqsynth-osc-push", daemon=True)]
         for th in self.threads:
             th.start()
+        self.files.start()
         log.info("OSC in on udp %s:%d", self.host, self.port)
         return self
 
@@ -134,6 +137,7 @@ class OscServer:
         for th in self.threads:
             th.join(timeout=2.0)
         self.threads = []
+        self.files.stop()
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -194,14 +198,14 @@ class OscServer:
         try:
             messages = parse(dgram)
         except OscParseError as exc:
-            self._fail(sender, _leading_address(dgram), str(exc), "malformed")
+            self.fail(sender, _leading_address(dgram), str(exc), "malformed")
             return
         for m in messages:
             t = now
             if m.timetag is not None:
                 t = now + (m.timetag - wall)
                 if t > now + self.max_ahead:
-                    self._fail(sender, m.address, f"timetag {t - now:.1f} s ahead, more than "
+                    self.fail(sender, m.address, f"timetag {t - now:.1f} s ahead, more than "
                                f"{self.max_ahead:g} s (is the sender's clock right?)", "too far ahead")
                     continue
                 if t < now:
@@ -217,19 +221,19 @@ class OscServer:
                 self._count("replies ignored", f"{address[:MAX_ECHO]}: a reply or a push, not a command "
                                                "(another server's, or this one's come back): not answered")
                 return
-            self._fail(sender, address, "unknown address (see the README's OSC table)", "unknown address")
+            self.fail(sender, address, "unknown address (see the README's OSC table)", "unknown address")
             return
         row, path = found
         try:
             values = convert(row, args)
             row.handler(Request(self, sender, address, t), *values, **path)
         except ArgError as exc:
-            self._fail(sender, address, str(exc), "bad arguments")
+            self.fail(sender, address, str(exc), "bad arguments")
         except ValueError as exc:  # the engine's InputError, or a value the controller refused
-            self._fail(sender, address, str(exc), "rejected")
+            self.fail(sender, address, str(exc), "rejected")
         except Exception as exc:  # a bug: the sender still hears about it, the thread goes on
             log.exception("OSC handler for %s failed", address)
-            self._fail(sender, address, f"internal error: {exc!r}", "errors")
+            self.fail(sender, address, f"internal error: {exc!r}", "errors")
 
     def _mapped(self, address):
         """An address bound in the mapping file: one number in the binding's input range."""
@@ -254,7 +258,7 @@ class OscServer:
         except OSError as exc:
             self._count("send errors", str(exc))
 
-    def _fail(self, sender, address: str, why: str, counter: str):
+    def fail(self, sender, address: str, why: str, counter: str):
         self._count(counter, f"{address[:MAX_ECHO]}: {why[:MAX_ECHO]}")
         # an address or a reason that echoes a huge argument is cut, so the reply always fits a datagram
         self.send(sender, "/fail", _cut(address, MAX_ECHO), _cut(why, 4 * MAX_ECHO))

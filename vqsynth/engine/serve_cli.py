@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from vqsynth.engine import gc_policy
 from vqsynth.engine.backends import BACKENDS
@@ -43,6 +44,8 @@ def add_arguments(parser):
                         help="TCP port of the OSCQuery HTTP server [the OSC port's number; any free one if taken]")
     parser.add_argument("--no-discovery", action="store_true",
                         help="no Zeroconf adverts (_osc._udp, _oscjson._tcp) and no OSCQuery HTTP server")
+    parser.add_argument("--files", default=None, metavar="DIR",
+                        help="folder whose audio files OSC's /vqsynth/tokens/wav may read (none: that command is off)")
     parser.add_argument("--learn-file", default=None,
                         help="where MIDI learn saves [the --mapping file, else ~/.config/vqsynth/mapping.toml, "
                              "which is then loaded when no --mapping is given]")
@@ -94,7 +97,9 @@ def run(args):
                                latency=_latency(args.latency), controller=None if args.no_midi else controller)
     except AudioError as exc:
         raise UserError(str(exc)) from None
-    osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port,
+    if args.files and not Path(args.files).is_dir():
+        raise UserError(f"--files {args.files}: not a folder")
+    osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port, files_dir=args.files,
                     learn_file=args.learn_file or args.mapping or learned)
     try:
         osc.start()
