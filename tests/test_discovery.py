@@ -2,6 +2,7 @@
 serve` is found through real mDNS by zeroconf's own browser, then queried at what it advertised."""
 
 import json
+import re
 import socket
 import threading
 import time
@@ -90,9 +91,10 @@ def test_a_running_server_is_found_by_zeroconf_and_describes_itself(test_model_d
 
     from test_server_rig import start_server, stop_server
 
-    proc, ready = start_server(test_model_dir, "--audio", "null", "--no-midi")
-    osc_port = int(ready.split("OSC udp 0.0.0.0:")[1].split(";")[0])
-    http_port = int(ready.split("OSCQuery http://0.0.0.0:")[1].split("/")[0])
+    proc, ready = start_server(test_model_dir, "--audio", "null", "--no-midi", "--osc-host", "0.0.0.0")  # open to the LAN
+    assert "OSC udp 0.0.0.0:" in ready
+    osc_port = int(re.search(r"OSC udp [\d.]+:(\d+)", ready).group(1))
+    http_port = int(re.search(r"OSCQuery http://[\d.]+:(\d+)", ready).group(1))
     zc = Zeroconf(ip_version=IPVersion.V4Only)
     found, seen = {}, threading.Event()
 

@@ -2,6 +2,7 @@
 `vqsynth serve` whose JACK client reads the knob's CC in its process callback."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -77,8 +78,8 @@ def test_cli_learn_against_a_served_instrument_in_jack(jack_server, test_model_d
 
     path = tmp_path / "learned.toml"
     proc, ready = start_server(test_model_dir, "--audio", "jack", "--learn-file", str(path))
-    osc_port = int(ready.split("OSC udp 0.0.0.0:")[1].split(";")[0])
-    http_port = int(ready.split("OSCQuery http://0.0.0.0:")[1].split("/")[0])
+    osc_port = int(re.search(r"OSC udp [\d.]+:(\d+)", ready).group(1))
+    http_port = int(re.search(r"OSCQuery http://[\d.]+:(\d+)", ready).group(1))
     knob = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="knobs")
     try:
         knob.open_port(next(i for i, p in enumerate(knob.get_ports()) if "midi_in" in p and p.startswith("vqsynth")))

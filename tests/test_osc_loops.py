@@ -83,3 +83,21 @@ def test_a_subscription_lapses_when_its_host_falls_silent_and_lives_while_it_tal
     assert len(server.subscribers) == 1
     time.sleep(1.2)
     assert server.subscribers == {} and server.counters["subscriptions lapsed"] == 1
+
+
+def test_midi_learn_from_osc_needs_the_write_permission(live):
+    """Finding 4: a stranger re-armed learn and rewrote the performer's mapping file."""
+    for policy, want in (("none", "/fail"), ("local", "/done"), ("any", "/done")):
+        with OscServer(live, host="127.0.0.1", port=0, allow_writes=policy) as server:
+            probe = OscProbe(server.port)
+            try:
+                probe.send_message("/vqsynth/learn", ["brightness"])
+                address, args = probe.next_reply()
+                assert address == want, (policy, address, args)
+                if want == "/fail":
+                    assert "--allow-writes" in args[1]
+            finally:
+                probe.close()
+            assert server.may_write(("203.0.113.9", 5000)) == (policy == "any")  # a host elsewhere (TEST-NET-3)
+    with pytest.raises(ValueError):
+        OscServer(live, allow_writes="everyone")

@@ -154,6 +154,10 @@ def _learn(req, parameter):
             controller.learner.cancel()
         return req.done()
 
+    if not server.may_write(req.sender):
+        raise ValueError("MIDI learn changes the performer's mapping file: this sender may not "
+                         f"(serve --allow-writes is '{server.allow_writes}')")
+
     def failed(why):
         server._count("learn failures", why)
         req.reply("/fail", req.address, why)
@@ -224,7 +228,8 @@ ADDRESSES = [
             "/done /vqsynth/notify"),
     Address("/vqsynth/learn", (Arg("parameter", "string"),), _learn,
             "MIDI learn: the next CC moved (any channel) is bound to this parameter (an attribute or `volume`; "
-            "its other CCs are unbound) and saved to the user's mapping file (`serve`: --learn-file); `off` cancels",
+            "its other CCs are unbound) and saved to the user's mapping file (`serve`: --learn-file); `off` cancels; "
+            "only from senders `serve --allow-writes` permits (default: this machine)",
             "/done /vqsynth/learn, then /vqsynth/learned parameter cc channel file (or /fail)"),
     Address("/vqsynth/sync", (Arg("id", INT, range=INT32),), _sync,
             "barrier: answered once everything sent before it has been handled", "/synced id"),

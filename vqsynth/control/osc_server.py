@@ -78,13 +78,17 @@ class OscServer:
     """
 
     def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
-                 port: int = 9000, max_ahead: float = 60.0, learn_file=None, files_dir=None):
+                 port: int = 9000, max_ahead: float = 60.0, learn_file=None, files_dir=None,
+                 allow_writes: str = "local"):
         self.engine = engine
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
         self.max_ahead = max_ahead
         self.learn_file = learn_file  # where /vqsynth/learn saves (None: learned bindings live in memory only)
         self.files = FileAccess(files_dir)  # what file commands may read (None: nothing)
+        if allow_writes not in ("none", "local", "any"):
+            raise ValueError(f"allow_writes {allow_writes!r}: none, local or any")
+        self.allow_writes = allow_writes  # who may make the server change files (MIDI learn's saves)
         self.counters: Counter = Counter()
         self.subscribers: dict[tuple[str, int], Subscriber] = {}
         self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only
@@ -180,6 +184,12 @@ class OscServer:
                     self._kernel_drops = total
                     self._count("dropped", f"{total} datagrams lost so far: the receive buffer was full "
                                            "(a sender faster than vqsynth reads)")
+
+    def may_write(self, sender) -> bool:
+        """May this sender make the server change files? 'local': only processes on this machine."""
+        if self.allow_writes == "any":
+            return True
+        return self.allow_writes == "local" and (sender[0].startswith("127.") or sender[0] in self._local)
 
     def is_own(self, to) -> bool:
         """Is `to` (host, port) this server's own socket? Pushing or answering there loops."""

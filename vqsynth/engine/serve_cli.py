@@ -38,7 +38,12 @@ def add_arguments(parser):
     parser.add_argument("--midi-api", default=None, help="alsa | jack | coremidi | winmm (default: the first that works)")
     parser.add_argument("--no-midi", action="store_true", help="no MIDI input at all")
     parser.add_argument("--virtual-port", default="vqsynth", help="name of the virtual MIDI input port [vqsynth]")
-    parser.add_argument("--osc-host", default="0.0.0.0", help="address the OSC server binds [0.0.0.0]")
+    parser.add_argument("--osc-host", default="127.0.0.1",
+                        help="address OSC and OSCQuery bind: 127.0.0.1 lets only this machine in; 0.0.0.0 opens "
+                             "them to the LAN (a phone or tablet running TouchOSC) [127.0.0.1]")
+    parser.add_argument("--allow-writes", choices=["none", "local", "any"], default="local",
+                        help="who may make the server change files over OSC (MIDI learn saving to the mapping): "
+                             "nobody, senders on this machine, or anyone who can reach it [local]")
     parser.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port, 0 for any free one [9000]")
     parser.add_argument("--oscquery-port", type=int, default=None,
                         help="TCP port of the OSCQuery HTTP server [the OSC port's number; any free one if taken]")
@@ -100,6 +105,7 @@ def run(args):
     if args.files and not Path(args.files).is_dir():
         raise UserError(f"--files {args.files}: not a folder")
     osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port, files_dir=args.files,
+                    allow_writes=args.allow_writes,
                     learn_file=args.learn_file or args.mapping or learned)
     try:
         osc.start()
