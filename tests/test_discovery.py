@@ -130,3 +130,39 @@ def test_a_running_server_is_found_by_zeroconf_and_describes_itself(test_model_d
         zc.close()
         out = stop_server(proc)
     assert "Traceback" not in out and "advertisement failed" not in out, out
+
+
+def test_oscquery_serves_a_bounded_number_of_clients_and_closes_idle_ones(served, monkeypatch):
+    """Finding 7: one thread per TCP connection with no cap and no timeout (slowloris)."""
+    from vqsynth.control import discovery as D
+
+    engine, osc, disc = served
+    monkeypatch.setattr(D._Handler, "timeout", 0.5)
+    idle = []
+    try:
+        for _ in range(D.MAX_CONNECTIONS + 4):  # connect and say nothing, or half a header
+            s = socket.create_connection(("127.0.0.1", disc.port))
+            s.sendall(b"GET /vqsynth HTTP/1.1\r\nHost: x\r\n")
+            idle.append(s)
+        deadline = time.monotonic() + 5
+        while disc.counters.get("refused: busy", 0) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert disc.counters.get("refused: busy", 0) >= 4
+        for s in idle:  # every idle one is closed by the server (recv returns b"" or the socket resets)
+            s.settimeout(5.0)
+            try:
+                while s.recv(4096):  # a 408 or nothing, then the close
+                    pass
+            except ConnectionResetError:
+                pass  # a TimeoutError here would mean the server kept the idle connection open
+        time.sleep(0.2)
+        assert get(disc.port, "/?HOST_INFO")[0] == 200  # and a real client is served again
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_host_info_names_no_host(served):
+    _, osc, disc = served
+    _, info = get(disc.port, "/?HOST_INFO")
+    assert socket.gethostname() not in json.dumps(info) and str(osc.port) in info["NAME"]

@@ -71,20 +71,54 @@ def find(root: dict, path: str) -> dict | None:
     return node
 
 
-def host_info(server, name: str) -> dict:
-    return {"NAME": name, "EXTENSIONS": EXTENSIONS, "OSC_IP": server.host, "OSC_PORT": server.port,
-            "OSC_TRANSPORT": "UDP"}
+MAX_CONNECTIONS = 8  # OSCQuery clients served at once; more are closed at once (a slowloris took 1,010 threads)
+IDLE_S = 5.0  # a connection that sends nothing (or half a header) for this long is closed
+BACKLOG = 64
+
+
+def host_info(server) -> dict:
+    """The server's own description; its name is no machine's host name (HOST_INFO is open to
+    anyone who can reach the port)."""
+    return {"NAME": f"vqsynth (OSC port {server.port})", "EXTENSIONS": EXTENSIONS, "OSC_IP": server.host,
+            "OSC_PORT": server.port, "OSC_TRANSPORT": "UDP"}
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most MAX_CONNECTIONS handler threads, a sane listen backlog,
+    and idle and header timeouts (the handler's socket timeout): a client that connects and
+    says nothing, or dribbles a header, is closed after IDLE_S, and one over the cap at once."""
+
+    request_queue_size = BACKLOG
+    daemon_threads = True
+
+    def __init__(self, address, handler):
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            self.discovery.count("refused: busy")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "vqsynth-oscquery"
+    timeout = IDLE_S  # socket timeout: covers the wait for the request line and every header
 
     def do_GET(self):
         discovery = self.server.discovery
         url = urlsplit(self.path)
         query = url.query.upper()
         if query == "HOST_INFO":
-            return self._json(host_info(discovery.osc, discovery.name))
+            return self._json(host_info(discovery.osc))
         node = find(namespace(discovery.osc), unquote(url.path))
         if node is None:
             discovery.count("not found")
@@ -122,7 +156,7 @@ class Discovery:
         self.advertise = advertise
         self.name = name or f"vqsynth on {socket.gethostname()} port {osc.port}"
         self.counters: dict[str, int] = {}
-        self.http: ThreadingHTTPServer | None = None
+        self.http: BoundedHTTPServer | None = None
         self.zeroconf = None
         self.advertised = threading.Event()  # set once both services are registered
         self.error: str | None = None  # why advertising failed, if it did
@@ -134,10 +168,9 @@ class Discovery:
     def start(self) -> "Discovery":
         host = self.osc.host
         try:
-            self.http = ThreadingHTTPServer((host, self.port), _Handler)
+            self.http = BoundedHTTPServer((host, self.port), _Handler)
         except OSError:
-            self.http = ThreadingHTTPServer((host, 0), _Handler)  # taken: any free port, and say which
-        self.http.daemon_threads = True
+            self.http = BoundedHTTPServer((host, 0), _Handler)  # taken: any free port, and say which
         self.http.discovery = self
         self.port = self.http.server_address[1]
         self._threads = [threading.Thread(target=self.http.serve_forever, name="vqsynth-oscquery", daemon=True)]
