@@ -101,3 +101,19 @@ def test_midi_learn_from_osc_needs_the_write_permission(live):
             assert server.may_write(("203.0.113.9", 5000)) == (policy == "any")  # a host elsewhere (TEST-NET-3)
     with pytest.raises(ValueError):
         OscServer(live, allow_writes="everyone")
+
+
+def test_one_host_cannot_fill_the_scheduler(server, probe, monkeypatch):
+    """Finding 6: a million timed note-ons from one sender. Each host has its own quota; the
+    refusal is counted every time and told once."""
+    from test_control_osc import bundle  # python-osc's bundles
+
+    monkeypatch.setattr(osc_server, "PER_SENDER_QUEUED", 50)
+    later = time.time() + 30.0
+    for k in range(60):
+        probe.send_raw(bundle(later + k * 0.01, ("/vqsynth/note/on", [60, 100])))
+    replies = probe.sync()
+    fails = [r for r in replies if r[0] == "/fail"]
+    assert len(fails) == 1 and "already wait for their timetag" in fails[0][1][1]
+    assert server.counters["over quota"] == 10
+    assert len(server.engine.scheduled) == 50

@@ -11,6 +11,7 @@ scale) and handed to the engine, which schedules it; anything wrong is answered 
 from __future__ import annotations
 
 import errno
+import heapq
 import logging
 import queue
 import socket
@@ -34,6 +35,7 @@ MAX_DATAGRAM = 65535
 MAX_ECHO = 256  # characters of a sender's address echoed back in /fail
 # what a server sends: answering any of these with /fail is how two servers (or one server and
 # itself) ping-pong forever, so an unknown one is counted and dropped, never answered
+PER_SENDER_QUEUED = 4096  # events one host may have waiting for their timetag (the engine holds 65,536 in all)
 REPLY_EXACT = {"/fail", "/done", "/synced", "/vqsynth/level", "/vqsynth/learned"}
 REPLY_PREFIXES = ("/vqsynth/state/",)
 
@@ -100,6 +102,8 @@ class OscServer:
         self._pushes: queue.SimpleQueue = queue.SimpleQueue()
         self._log = RateLimitedLog(log, "OSC")
         self._local = local_hosts()
+        self._queued: dict[str, list] = {}  # host -> due times (monotonic) of its events still waiting
+        self._quota_told: set = set()  # hosts told they are over quota, until they are under it again
 
     def start(self) -> "OscServer":
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -221,7 +225,29 @@ class OscServer:
                 if t < now:
                     self.counters["late"] += 1  # played at once
                     t = now
+                elif t > now + 0.05 and not self._within_quota(sender, now, t):
+                    continue
             self._dispatch(m.address, m.args, sender, t)
+
+    def _within_quota(self, sender, now, t) -> bool:
+        """Room for one more event timed for later from this sender's host? Refusals are counted
+        every time and told once (one /fail) until the host is under its quota again."""
+        host = sender[0]
+        due = self._queued.setdefault(host, [])  # a heap of due times
+        while due and due[0] <= now:
+            heapq.heappop(due)
+        if len(due) >= PER_SENDER_QUEUED:
+            why = (f"{PER_SENDER_QUEUED} events from this host already wait for their timetag: later ones "
+                   "are dropped until some have played")
+            if host in self._quota_told:
+                self._count("over quota", f"{host}: {why}")
+            else:
+                self._quota_told.add(host)
+                self.fail(sender, "#bundle", why, "over quota")
+            return False
+        self._quota_told.discard(host)
+        heapq.heappush(due, t)
+        return True
 
     def _dispatch(self, address, args, sender, t):
         self.counters["messages"] += 1
