@@ -161,3 +161,16 @@ def test_every_fixed_cc_has_its_action_and_a_doc_row():
     for c in FIXED_CCS:
         assert callable(getattr(MidiController, f"_{c.action}")), c
         assert f"| {c.number} | `{c.name}` |" in table
+
+
+def test_a_sysex_is_counted_without_being_parsed(test_model, monkeypatch):
+    """A 30 KB SysEx took mido 18 ms to parse inside the JACK callback; nothing here uses SysEx."""
+    import mido
+
+    from vqsynth.control.midi import MidiController
+    from vqsynth.engine.engine import Engine
+
+    controller = MidiController(Engine(test_model, sample_rate=16000))
+    monkeypatch.setattr(mido.Message, "from_bytes", classmethod(lambda cls, data: pytest.fail("parsed a SysEx")))
+    controller.handle_bytes(bytes([0xF0]) + bytes(30000) + bytes([0xF7]))
+    assert controller.counters["unhandled sysex"] == 1

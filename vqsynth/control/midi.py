@@ -68,6 +68,9 @@ class MidiController:
     def handle_bytes(self, data, t: float | None = None):
         """One MIDI event as a port hands it over (JACK, RtMidi: whole messages, no running
         status): applied, or counted as malformed and logged (rate-limited). Never raises."""
+        if data[:1] == b"\xf0":  # SysEx: nothing here uses it, and mido took 18 ms
+            self.count("unhandled sysex", f"{len(data)} bytes")  # to parse 30 KB inside the JACK callback
+            return
         try:
             msg = mido.Message.from_bytes(data)
         except Exception as exc:  # mido 1.3 raises IndexError, not ValueError, on a truncated pitch bend (e0 00)
