@@ -68,8 +68,13 @@ class MidiController:
     def handle_bytes(self, data, t: float | None = None):
         """One MIDI event as a port hands it over (JACK, RtMidi: whole messages, no running
         status): applied, or counted as malformed and logged (rate-limited). Never raises."""
-        if data[:1] == b"\xf0":  # SysEx: nothing here uses it, and mido took 18 ms
-            self.count("unhandled sysex", f"{len(data)} bytes")  # to parse 30 KB inside the JACK callback
+        if data[:1] == b"\xf0":  # SysEx: nothing here uses it, and mido took 18 ms to parse 30 KB inside
+            data = bytes(data)    # the JACK callback; checking its framing is C-speed
+            if len(data) >= 2 and data[-1] == 0xF7 and (len(data) == 2 or max(data[1:-1]) < 0x80):
+                self.counters["messages"] += 1
+                self.count("unhandled sysex", f"{len(data)} bytes: this message type does nothing here")
+            else:
+                self.count("malformed", f"{data[:32].hex()}: a SysEx without its end (f7) or with a status byte inside")
             return
         try:
             msg = mido.Message.from_bytes(data)
