@@ -104,3 +104,20 @@ def test_cli_learn_against_a_served_instrument_in_jack(jack_server, test_model_d
         knob.delete()
         out = stop_server(proc)
     assert "Traceback" not in out, out
+
+
+def test_learning_keeps_the_files_comments_and_the_bindings_other_keys(tmp_path, test_model):
+    """Found by hand: the comment heading the next section was deleted, and the user's curve lost."""
+    from vqsynth.control.learn import save_learned
+    from vqsynth.control.mapping import targets_for
+
+    path = tmp_path / "mapping.toml"
+    path.write_text('# my controller\n\n[midi.cc.74]\ntarget = "brightness"\ncurve = "exp"\nrange = [0.2, 0.9]\n'
+                    'smooth_ms = 80\n\n# --- the mod wheel: keep this note ---\n[midi.cc.1]\ntarget = "warmth"\n')
+    mapping = save_learned(path, "", 21, "brightness", targets_for(test_model))
+    text = path.read_text()
+    assert "# --- the mod wheel: keep this note ---\n[midi.cc.1]" in text
+    assert "# my controller" in text and "[midi.cc.74]" not in text
+    b = mapping.cc[21]
+    assert b.target == "brightness" and b.curve == "exp" and tuple(b.range) == (0.2, 0.9) and b.smooth_ms == 80
+    assert mapping.cc[1].target == "warmth"

@@ -2,7 +2,8 @@
 
 The CC may arrive inside the JACK process callback, so `offer` only notes which CC it was; a
 thread of its own edits the file, checks it by loading it, swaps the controller's mapping and
-tells the sender. The file is edited, not rewritten: the user's comments and layout stay.
+tells the sender. The file is edited, not rewritten: the user's comments and layout stay, and
+the new binding keeps the old one's range, curve and smoothing.
 """
 
 from __future__ import annotations
@@ -81,9 +82,14 @@ def save_learned(path: Path, current_text: str, number: int, target: str, target
         f"# vqsynth mapping: MIDI learn writes here (started from {DEFAULT_MAPPING.name})\n" + current_text)
     old = parse_mapping(text, str(path or "<learned>"))
     drop = {n for n, b in old.cc.items() if b.target == target} | {number}
+    kept = []  # the target's old binding's own keys (range, curve, smooth_ms): the knob changes, not them
+    for n in sorted(n for n, b in old.cc.items() if b.target == target)[:1]:
+        kept = [line for line in _table_body(text, f"midi.cc.{n}")
+                if not re.match(r"^\s*(target|bits)\s*=", line) and line.strip() and not line.lstrip().startswith("#")]
     for n in drop:
         text = _remove_table(text, f"midi.cc.{n}")
-    text = text.rstrip("\n") + f'\n\n[midi.cc.{number}]          # learned\ntarget = "{target}"\n'
+    text = (text.rstrip("\n") + f'\n\n[midi.cc.{number}]          # learned\ntarget = "{target}"\n'
+            + "".join(line if line.endswith("\n") else line + "\n" for line in kept))
     try:
         mapping = parse_mapping(text, str(path or "<learned>"))
     except MappingError:
@@ -102,13 +108,40 @@ def save_learned(path: Path, current_text: str, number: int, target: str, target
     return mapping
 
 
-def _remove_table(text: str, name: str) -> str:
-    """Drop a `[name]` table: its header and every line up to the next table header."""
-    out, skipping = [], False
-    header = re.compile(r"^\s*\[\s*" + re.escape(name).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+def _header(name: str):
+    return re.compile(r"^\s*\[\s*" + re.escape(name).replace(r"\.", r"\s*\.\s*") + r"\s*\]")
+
+
+def _table_body(text: str, name: str) -> list:
+    """The lines of a `[name]` table after its header, up to the next table header."""
+    out, inside = [], False
+    header = _header(name)
     for line in text.splitlines(keepends=True):
         if re.match(r"^\s*\[", line):
-            skipping = bool(header.match(line))
-        if not skipping:
+            inside = bool(header.match(line))
+            continue
+        if inside:
+            out.append(line)
+    return out
+
+
+def _remove_table(text: str, name: str) -> str:
+    """Drop a `[name]` table: its header and its lines up to the next table header, except the
+    comment lines that stand right above that next header (they head the next section)."""
+    out, skipped, skipping = [], [], False
+    header = _header(name)
+    for line in text.splitlines(keepends=True):
+        if re.match(r"^\s*\[", line):
+            if skipping:  # give back the comment block that heads this next table
+                tail = []
+                for held in reversed(skipped):
+                    if held.strip() and not held.lstrip().startswith("#"):
+                        break
+                    tail.append(held)
+                out.extend(reversed(tail))
+            skipping, skipped = bool(header.match(line)), []
+        if skipping:
+            skipped.append(line)
+        else:
             out.append(line)
     return "".join(out)
