@@ -319,3 +319,27 @@ def test_readme_table_lists_every_address():
     table = addresses_markdown()
     assert all(f"`{row.address}`" in table for row in ADDRESSES)
     assert "pitch `i\\|f` velocity `i\\|f` [id `i\\|f`]" in table
+
+
+def test_state_feedback_tells_the_instrument(live, server, probe):
+    """/vqsynth/state/z carries the z, a z set by hand makes the preset -1, /status.reply and
+    OSCQuery tell the current preset."""
+    from vqsynth.control.discovery import find, namespace
+
+    probe.send_message("/vqsynth/notify", [1, 50])
+    probe.send_message("/vqsynth/preset", [1])
+    time.sleep(0.3)
+    probe.send_message("/vqsynth/z", [42])
+    time.sleep(0.3)
+    seen = probe.sync()
+    z_pushes = [args for address, args in seen if address == "/vqsynth/state/z"]
+    assert z_pushes and len(z_pushes[-1]) == live.model.z_size
+    presets = [args for address, args in seen if address == "/vqsynth/state/preset"]
+    assert presets[-1] == [-1, "(custom z)"]
+    reply = probe.ask("/vqsynth/status", reply="/status.reply")
+    assert reply[-2:] == [-1, "(custom z)"]
+    probe.send_message("/vqsynth/preset", [2])
+    probe.sync()
+    assert probe.ask("/vqsynth/status", reply="/status.reply")[-2:] == [2, live.model.presets[2]]
+    node = find(namespace(server), "/vqsynth/preset")
+    assert node["VALUE"] == [2] and node["RANGE"][0]["VALS"] == list(live.model.presets)

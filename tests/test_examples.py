@@ -37,8 +37,8 @@ def test_pd_patch_plays_a_note_and_shows_the_status_reply(test_model):
                 if not line:
                     break
                 seen.append(line)
-                if line.startswith("vqsynth-status:"):
-                    status = [float(x) for x in line.split(":", 1)[1].split()]
+                if line.startswith("vqsynth-status:"):  # five numbers, then the preset's index and name
+                    status = [float(x) for x in line.split(":", 1)[1].split()[:6]]
                     if status[0] >= 1 and engine.status()["level_db"] > -60:
                         break
             assert status is not None, "".join(seen)  # a /status.reply reached the patch

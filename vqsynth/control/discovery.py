@@ -44,6 +44,10 @@ def namespace(server) -> dict:
         if row.args:
             node["TYPE"] = "".join(OSC_TAG[a.kind] for a in row.args)
             node["RANGE"] = [{"MIN": a.range[0], "MAX": a.range[1]} if a.range else None for a in row.args]
+        if row.address == "/vqsynth/preset":  # its value is the current preset; its range, every name
+            node.update(ACCESS=READ | WRITE, VALUE=[status["preset"] if status["preset"] is not None else -1],
+                        RANGE=[{"MIN": 0, "MAX": max(len(server.engine.model.presets) - 1, 0),
+                                "VALS": list(server.engine.model.presets)}])
         _leaf(root, row.address, **node)
     for address, binding in server.controller.mapping.osc.items():
         value = binding.input_from_value(values.get(binding.target, targets[binding.target].default))

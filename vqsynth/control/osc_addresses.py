@@ -124,8 +124,10 @@ def _panic(req):
 
 def _status(req):
     s = req.server.engine.status()
+    preset = s["preset"] if s["preset"] is not None else -1
+    name = req.server.engine.model.presets[preset] if preset >= 0 else "(custom z)"
     req.reply("/status.reply", int(s["voices"]), float(s["cpu_load"]), int(s["underruns"]),
-              int(s["sample_rate"]), float(s["latency_ms"]))
+              int(s["sample_rate"]), float(s["latency_ms"]), int(preset), name)
 
 
 def _counters(req):
@@ -180,7 +182,7 @@ _SUBSCRIBE_DOC = ("1 (default): push the instrument's state to the sender, first
                   "changed, `rate` times a second (default 10; changes in between are merged, the latest "
                   "wins): `/vqsynth/attr/<name> value` for each attribute and `volume`, each OSC address "
                   "the mapping binds (in its input range, so a TouchOSC fader follows), `/vqsynth/state/"
-                  "preset index name`, `/vqsynth/state/z`, and `/vqsynth/level db voices`; `port`: push to "
+                  "preset index name` (-1 after /vqsynth/z), `/vqsynth/state/z values...`, and `/vqsynth/level db voices`; `port`: push to "
                   "that port of the sender's host instead (for senders that cannot listen on their own "
                   "port: Max's udpsend, TouchOSC), never this server's own; 0: stop. At most "
                   f"{MAX_SUBSCRIBERS} subscribers; one lapses after {SUBSCRIPTION_S / 60:g} minutes without a "
@@ -218,7 +220,7 @@ ADDRESSES = [
     Address("/vqsynth/panic", (), _panic, "all sound off, every controller and channel state reset",
             "/done /vqsynth/panic"),
     Address("/vqsynth/status", (), _status, "ask for the engine's state",
-            "/status.reply voices cpu_load underruns sample_rate latency_ms"),
+            "/status.reply voices cpu_load underruns sample_rate latency_ms preset preset_name"),
     Address("/vqsynth/counters", (), _counters,
             "every counter: OSC packets, messages, refusals by kind and datagrams dropped when the receive "
             "buffer was full; MIDI messages, malformed, dropped, refusals; the engine's notes, steals, "

@@ -333,6 +333,9 @@ class OscServer:
         self._remember("volume", {"value": s["volume"]})
         if s["preset"] is not None:
             self._remember("preset", {"index": s["preset"], "name": self.engine.model.presets[s["preset"]]})
+        else:
+            self._remember("preset", {"index": -1, "name": "(custom z)"})
+        self._remember("z", {"values": [float(x) for x in self.engine.z]})
 
     def _remember(self, kind: str, payload: dict):
         """Keep the latest value of each thing a subscriber sees: an attribute moves the address
@@ -345,6 +348,8 @@ class OscServer:
                 x = binding.input_from_value(value) if binding.target == name else None
                 if x is not None:
                     self._store(("osc", address), address, [float(x)])
+        elif kind == "z":
+            self._store((kind,), "/vqsynth/state/z", list(payload["values"]))
         else:
             self._store((kind,), f"/vqsynth/state/{kind}", list(payload.values()))
 

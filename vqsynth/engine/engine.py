@@ -410,7 +410,8 @@ class Engine:
         self.z = vec
         self.preset = None
         self._new_instrument()
-        self._settings_changed("z", {})
+        self._settings_changed("z", {"values": [float(x) for x in vec]})
+        self._settings_changed("preset", {"index": -1, "name": "(custom z)"}, invalidates_cache=False)
 
     def _new_instrument(self):
         """z changed: no note may start from the old cache, and the new one is built at once."""
