@@ -80,3 +80,44 @@ def test_server_refuses_a_busy_osc_port(test_model_dir):
     assert out.returncode == 2
     assert re.search(rf"OSC port {port}.*already in use", out.stderr), out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_dump_osc_prints_one_line_per_message(test_model_dir):
+    import socket
+
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    proc, ready = start_server(test_model_dir, "--audio", "null", "--no-midi", "--no-discovery", "--dump-osc")
+    try:
+        port = int(re.search(r"OSC udp [\d.]+:(\d+)", ready).group(1))
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for address, args in (("/vqsynth/note/on", [60, 100]), ("/vqsynth/attr/brightness", [0.25])):
+            b = OscMessageBuilder(address)
+            for a in args:
+                b.add_arg(a)
+            s.sendto(b.build().dgram, ("127.0.0.1", port))
+        s.close()
+        lines, deadline = [], time.monotonic() + 10
+        while len([x for x in lines if " osc " in x]) < 2 and time.monotonic() < deadline:
+            lines.append(proc.stdout.readline())
+        dumped = [x for x in lines if " osc " in x]
+        assert "/vqsynth/note/on 60 100" in dumped[0] and "/vqsynth/attr/brightness 0.25" in dumped[1], lines
+    finally:
+        out = stop_server(proc)
+    assert "Traceback" not in out, out
+
+
+def test_quiet_silences_warnings_about_bad_input(test_model_dir):
+    import socket
+
+    for flag, want in (("-q", False), ("-v", True)):
+        proc, ready = start_server(test_model_dir, "--audio", "null", "--no-midi", "--no-discovery", flag)
+        try:
+            port = int(re.search(r"OSC udp [\d.]+:(\d+)", ready).group(1))
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b"/no/such\x00\x00\x00\x00,\x00\x00\x00", ("127.0.0.1", port))
+            s.close()
+            time.sleep(0.5)
+        finally:
+            out = stop_server(proc)
+        assert ("unknown address" in out) == want, (flag, out)

@@ -53,6 +53,7 @@ class MidiController:
         self.per_note = channel_targets(self.targets)
         self.counters: Counter = Counter()
         self.learner = None  # a MidiLearn waiting for the next CC moved (learn.py)
+        self.dump = None  # an EventDump (serve --dump-midi) that sees every message
         self._reset_state()
         self._log = RateLimitedLog(log, "MIDI")
         self._lock = threading.RLock()
@@ -89,6 +90,8 @@ class MidiController:
     def handle(self, msg: mido.Message, t: float | None = None):
         """Apply one message; problems are counted and logged (per kind, rate-limited), never raised."""
         self.counters["messages"] += 1
+        if self.dump is not None:
+            self.dump.put("midi", msg)
         handler = self._by_type.get(msg.type)
         if handler is None:
             self.count(f"unhandled {msg.type}", "this message type does nothing here")

@@ -88,6 +88,7 @@ class OscServer:
         self.max_ahead = max_ahead
         self.learn_file = learn_file  # where /vqsynth/learn saves (None: learned bindings live in memory only)
         self.files = FileAccess(files_dir)  # what file commands may read (None: nothing)
+        self.dump = None  # an EventDump (serve --dump-osc) that sees every message
         if allow_writes not in ("none", "local", "any"):
             raise ValueError(f"allow_writes {allow_writes!r}: none, local or any")
         self.allow_writes = allow_writes  # who may make the server change files (MIDI learn's saves)
@@ -251,6 +252,8 @@ class OscServer:
 
     def _dispatch(self, address, args, sender, t):
         self.counters["messages"] += 1
+        if self.dump is not None:
+            self.dump.put("osc", f"{sender[0]}:{sender[1]} {address} {' '.join(map(repr, args))}")
         found = lookup(address) or self._mapped(address)
         if found is None:
             if is_reply_address(address):

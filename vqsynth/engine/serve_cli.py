@@ -60,6 +60,10 @@ def add_arguments(parser):
                         help="how long another Python thread may hold the GIL while the audio callback "
                              "waits for it (sys.setswitchinterval) [5, Python's default]")
     parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
+    parser.add_argument("--dump-midi", action="store_true", help="print every MIDI message received, one a line")
+    parser.add_argument("--dump-osc", action="store_true", help="print every OSC message received, one a line")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors only: no warnings about bad input")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
 
 
@@ -90,6 +94,13 @@ def run(args):
 
     from vqsynth.control.learn import user_mapping_path
 
+    import logging
+
+    from vqsynth.control.dump import EventDump
+
+    logging.basicConfig(format="vqsynth %(levelname)s %(name)s: %(message)s",
+                        level=logging.ERROR if args.quiet else
+                        (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
     started = time.perf_counter()
     learned = user_mapping_path()
     if args.mapping is None and args.learn_file is None and learned.exists():
@@ -107,6 +118,9 @@ def run(args):
     osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port, files_dir=args.files,
                     allow_writes=args.allow_writes,
                     learn_file=args.learn_file or args.mapping or learned)
+    dump = EventDump() if args.dump_midi or args.dump_osc else None
+    controller.dump = dump if args.dump_midi else None
+    osc.dump = dump if args.dump_osc else None
     try:
         osc.start()
     except OscPortInUse as exc:
@@ -159,6 +173,8 @@ def run(args):
             if deadline and time.monotonic() > deadline:
                 break
     finally:
+        if dump is not None:
+            dump.close()
         if midi is not None:
             midi.stop()
         if discovery is not None:
