@@ -10,7 +10,8 @@ def add_arguments(parser):
     parser.add_argument("--out", default="eval-out", help="where eval.md, eval.json and PNGs go [eval-out]")
     parser.add_argument("--quick", action="store_true", help="CI-sized: a few minutes on 2 cores")
     parser.add_argument("--trials", type=int, default=None,
-                        help="coherence trials per attribute (a tenth per family) [5 quick, 1000 full]")
+                        help="coherence trials per attribute (a tenth per family) [5 quick, 1000 full; "
+                             "--sound: 10 per attribute, half that per family, 0 for none]")
     parser.add_argument("--notes", type=int, default=None, help="generated and real notes compared [60 quick, 400 full]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sound", action="store_true",
@@ -31,7 +32,7 @@ def run(args):
 
         try:
             results = sound.run([resolve_model(m) for m in args.compare] + [resolve_model(args.model)], args.out,
-                                args.presets)
+                                args.presets, controls_trials=args.trials if args.trials is not None else 10)
         except ModelError as exc:
             raise UserError(str(exc)) from None
         print(sound.markdown(results))
