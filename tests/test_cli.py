@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import mido
+import numpy as np
 import pytest
 
 from vqsynth.cli import main
@@ -122,3 +123,72 @@ def test_a_missing_extra_is_named_with_how_to_install_it(monkeypatch, capsys, ar
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now raises ModuleNotFoundError
     code, err = _run(argv, capsys)
     assert code == 2 and says in err[-1], err
+
+
+def test_a_settings_file_feeds_serve_and_the_command_line_wins(tmp_path):
+    from vqsynth.cli import build_parser
+    from vqsynth.engine.config_file import config_argv
+
+    path = tmp_path / "serve.toml"
+    path.write_text('audio = "null"\nsample_rate = 44100\nno-midi = true\nmidi-port = ["Arturia", "nano"]\n'
+                    'preset = "vibraphone"\n')
+    parser = build_parser()
+    words = config_argv(path, parser.commands["serve"])
+    assert words == ["--audio", "null", "--sample-rate", "44100", "--no-midi", "--midi-port", "Arturia",
+                     "--midi-port", "nano", "--preset", "vibraphone"]
+    args = parser.parse_args(["serve"] + words + ["--sample-rate", "48000"])
+    assert args.sample_rate == 48000 and args.audio == "null" and args.no_midi and args.preset == "vibraphone"
+
+
+@pytest.mark.parametrize("text,says", [
+    ('audio = "null"\n\nsampel-rate = 44100\n', ":3: sampel-rate: not a serve setting"),
+    ('block-size = 0\n', ":1: block-size: 0 is outside 16..8192"),
+    ('audio = "cassette"\n', ":1: audio: 'cassette' is not one of"),
+    ('no-midi = "yes"\n', ":1: no-midi: true or false"),
+    ('audio = ["null", "jack"]\n', ":1: audio: one value, not a list"),
+    ('audio = "null\n', "not valid TOML"),
+])
+def test_a_bad_settings_file_is_refused_with_file_line_and_key(tmp_path, capsys, text, says):
+    path = tmp_path / "serve.toml"
+    path.write_text(text)
+    code, err = _run(["serve", "--config", str(path)], capsys)
+    assert code == 2 and says in err[-1] and str(path) in err[-1], err
+
+
+def test_state_is_saved_and_recalled(test_model, tmp_path):
+    from vqsynth.engine.engine import Engine
+    from vqsynth.engine.state_file import load, save
+
+    a = Engine(test_model, sample_rate=16000)
+    a.set_preset(2)
+    a.set_attr("brightness", 0.85)
+    a.set_volume(0.3)
+    path = save(tmp_path / "state" / "state.json", a)
+    b = Engine(test_model, sample_rate=16000)
+    load(path, b)
+    assert b.preset == 2 and b.attr_target[b.model.attr_names.index("brightness")] == pytest.approx(0.85)
+    assert b.volume_target == pytest.approx(0.3) and np.array_equal(b.z, a.z)
+    a.set_z(42)
+    save(path, a)
+    c = Engine(test_model, sample_rate=16000)
+    load(path, c)
+    assert c.preset is None and np.allclose(c.z, a.z, atol=1e-5)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot recall"):
+        load(path, c)
+
+
+def test_the_example_settings_file_and_unit_name_real_settings():
+    from pathlib import Path
+
+    from vqsynth.cli import build_parser
+    from vqsynth.engine.config_file import config_argv
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    parser = build_parser()
+    parser.commands["serve"].parse_args(config_argv(examples / "serve.toml", parser.commands["serve"]))
+    unit = (examples / "vqsynth.service").read_text()
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    words = start.split()[1:]
+    assert words[0] == "serve"
+    parser.commands["serve"].parse_args(words[1:])

@@ -134,6 +134,7 @@ def test_nan_and_inf_are_refused_wherever_a_number_goes(osc, row, bad, data):
 def test_every_well_formed_message_is_accepted(osc, row, data):
     """The converse: no over-strict refusal of good input (numbers as ints or floats, optional args)."""
     assume(row.address != "/vqsynth/learn")  # its string is a parameter name, and it arms learn: tests/test_learn.py
+    assume(not row.address.startswith("/vqsynth/state/"))  # they need serve --state: tests/test_osc_loops.py
     args = _good_args(row, data, osc.engine.model)
     if data.draw(st.booleans()):  # Max, Pd and TouchOSC send floats
         args = [float(a) if isinstance(a, int) else a for a in args]

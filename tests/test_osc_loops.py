@@ -117,3 +117,23 @@ def test_one_host_cannot_fill_the_scheduler(server, probe, monkeypatch):
     assert len(fails) == 1 and "already wait for their timetag" in fails[0][1][1]
     assert server.counters["over quota"] == 10
     assert len(server.engine.scheduled) == 50
+
+
+def test_saving_the_state_needs_the_write_permission_and_a_state_file(live, tmp_path):
+    with OscServer(live, host="127.0.0.1", port=0, allow_writes="none", state_file=tmp_path / "s.json") as server:
+        probe = OscProbe(server.port)
+        try:
+            probe.send_message("/vqsynth/state/save", [])
+            address, args = probe.next_reply()
+            assert address == "/fail" and "--allow-writes" in args[1]
+        finally:
+            probe.close()
+    with OscServer(live, host="127.0.0.1", port=0) as server:
+        probe = OscProbe(server.port)
+        try:
+            probe.send_message("/vqsynth/state/load", [])
+            address, args = probe.next_reply()
+            assert address == "/fail" and "--state FILE" in args[1]
+        finally:
+            probe.close()
+    assert not (tmp_path / "s.json").exists()

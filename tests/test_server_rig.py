@@ -121,3 +121,35 @@ def test_quiet_silences_warnings_about_bad_input(test_model_dir):
         finally:
             out = stop_server(proc)
         assert ("unknown address" in out) == want, (flag, out)
+
+
+def test_an_installation_comes_back_as_it_was(test_model_dir, tmp_path):
+    """serve --config and --state: the state saved over OSC (and at the stop) is recalled at the
+    next start, as after a reboot."""
+    import json
+
+    from rig import OscProbe
+
+    config = tmp_path / "serve.toml"
+    state = tmp_path / "state.json"
+    config.write_text(f'audio = "null"\nno-midi = true\nno-discovery = true\nstate = "{state}"\n')
+    proc, ready = start_server(test_model_dir, "--config", str(config))
+    try:
+        probe = OscProbe(int(re.search(r"OSC udp [\d.]+:(\d+)", ready).group(1)))
+        probe.send_message("/vqsynth/preset", [2])
+        probe.send_message("/vqsynth/attr/brightness", [0.8])
+        probe.sync()
+        assert probe.ask("/vqsynth/state/save", reply="/done") == ["/vqsynth/state/save"]
+        probe.close()
+    finally:
+        stop_server(proc)
+    saved = json.loads(state.read_text())
+    assert saved["preset"] == 2 and saved["attrs"]["brightness"] == pytest.approx(0.8)
+    proc, ready = start_server(test_model_dir, "--config", str(config))
+    try:
+        probe = OscProbe(int(re.search(r"OSC udp [\d.]+:(\d+)", ready).group(1)))
+        assert probe.ask("/vqsynth/status", reply="/status.reply")[-2] == 2
+        probe.close()
+    finally:
+        out = stop_server(proc)
+    assert "Traceback" not in out

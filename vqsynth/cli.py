@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if getattr(args, "config", None):  # a settings file: its words first, so the command line wins
+        from vqsynth.engine.config_file import config_argv
+
+        words = list(sys.argv[1:] if argv is None else argv)
+        try:
+            before = config_argv(args.config, parser.commands[args.command])
+        except UserError as exc:
+            print(f"vqsynth {args.command}: {exc}", file=sys.stderr)
+            return 2
+        at = words.index(args.command)
+        args, extra = parser.parse_known_args(words[:at + 1] + before + words[at + 1:])
     if extra:  # say it with the subcommand's own usage, not the top level's
         parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "_missing", None):

@@ -169,6 +169,33 @@ def _learn(req, parameter):
     req.done()
 
 
+def _state_file(req):
+    path = req.server.state_file
+    if path is None:
+        raise ValueError("no state file: start the server with --state FILE")
+    return path
+
+
+def _state_save(req):
+    from vqsynth.engine.state_file import save
+
+    if not req.server.may_write(req.sender):
+        raise ValueError(f"saving the state changes a file: this sender may not (serve --allow-writes is "
+                         f"'{req.server.allow_writes}')")
+    try:
+        save(_state_file(req), req.server.engine)
+    except OSError as exc:
+        raise ValueError(f"cannot save the state: {exc.strerror or exc}") from None
+    req.done()
+
+
+def _state_load(req):
+    from vqsynth.engine.state_file import load
+
+    load(_state_file(req), req.server.engine)
+    req.done()
+
+
 def _sync(req, sync_id):
     req.reply("/synced", sync_id)
 
@@ -233,6 +260,11 @@ ADDRESSES = [
             "its other CCs are unbound) and saved to the user's mapping file (`serve`: --learn-file); `off` cancels; "
             "only from senders `serve --allow-writes` permits (default: this machine)",
             "/done /vqsynth/learn, then /vqsynth/learned parameter cc channel file (or /fail)"),
+    Address("/vqsynth/state/save", (), _state_save,
+            "save the instrument (preset, z, attributes, volume) to the `serve --state` file; only from senders "
+            "`--allow-writes` permits", "/done /vqsynth/state/save"),
+    Address("/vqsynth/state/load", (), _state_load, "recall the instrument from the `serve --state` file",
+            "/done /vqsynth/state/load"),
     Address("/vqsynth/sync", (Arg("id", INT, range=INT32),), _sync,
             "barrier: answered once everything sent before it has been handled", "/synced id"),
 ]

@@ -81,7 +81,7 @@ class OscServer:
 
     def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
                  port: int = 9000, max_ahead: float = 60.0, learn_file=None, files_dir=None,
-                 allow_writes: str = "local"):
+                 allow_writes: str = "local", state_file=None):
         self.engine = engine
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
@@ -89,6 +89,7 @@ class OscServer:
         self.learn_file = learn_file  # where /vqsynth/learn saves (None: learned bindings live in memory only)
         self.files = FileAccess(files_dir)  # what file commands may read (None: nothing)
         self.dump = None  # an EventDump (serve --dump-osc) that sees every message
+        self.state_file = state_file  # what /vqsynth/state/save and load use (None: they are off)
         if allow_writes not in ("none", "local", "any"):
             raise ValueError(f"allow_writes {allow_writes!r}: none, local or any")
         self.allow_writes = allow_writes  # who may make the server change files (MIDI learn's saves)

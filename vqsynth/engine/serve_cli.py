@@ -26,6 +26,8 @@ def _positive_ms(text):
 
 
 def add_arguments(parser):
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="TOML file of serve settings (keys: these options' long names); the command line wins")
     add_engine_arguments(parser)
     parser.add_argument("--audio", choices=BACKENDS, default="sounddevice",
                         help="audio backend: sounddevice (PortAudio), jack (native JACK client with its own MIDI in: "
@@ -49,6 +51,9 @@ def add_arguments(parser):
                         help="TCP port of the OSCQuery HTTP server [the OSC port's number; any free one if taken]")
     parser.add_argument("--no-discovery", action="store_true",
                         help="no Zeroconf adverts (_osc._udp, _oscjson._tcp) and no OSCQuery HTTP server")
+    parser.add_argument("--state", default=None, metavar="FILE",
+                        help="the instrument's state (preset, z, attributes, volume): recalled at start if the file "
+                             "exists, saved at a clean stop and by OSC /vqsynth/state/save")
     parser.add_argument("--files", default=None, metavar="DIR",
                         help="folder whose audio files OSC's /vqsynth/tokens/wav may read (none: that command is off)")
     parser.add_argument("--learn-file", default=None,
@@ -107,6 +112,14 @@ def run(args):
         args.mapping = str(learned)  # what MIDI learn saved last time
         print(f"vqsynth: mapping {learned} (MIDI learn's; --mapping to choose another)", flush=True)
     engine = build_engine(args)
+    if args.state and Path(args.state).exists():
+        from vqsynth.engine.state_file import load
+
+        try:
+            state = load(args.state, engine)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        print(f"vqsynth: state {args.state} recalled (preset {state.get('preset_name') or 'custom z'})", flush=True)
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     try:
         backend = open_backend(args.audio, engine, record=args.record, device=args.device,
@@ -116,7 +129,7 @@ def run(args):
     if args.files and not Path(args.files).is_dir():
         raise UserError(f"--files {args.files}: not a folder")
     osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port, files_dir=args.files,
-                    allow_writes=args.allow_writes,
+                    allow_writes=args.allow_writes, state_file=args.state,
                     learn_file=args.learn_file or args.mapping or learned)
     dump = EventDump() if args.dump_midi or args.dump_osc else None
     controller.dump = dump if args.dump_midi else None
@@ -173,6 +186,13 @@ def run(args):
             if deadline and time.monotonic() > deadline:
                 break
     finally:
+        if args.state:
+            from vqsynth.engine.state_file import save
+
+            try:
+                save(args.state, engine)
+            except OSError as exc:
+                print(f"vqsynth: could not save the state to {args.state}: {exc}", flush=True)
         if dump is not None:
             dump.close()
         if midi is not None:

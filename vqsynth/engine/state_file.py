@@ -1,0 +1,53 @@
+"""An instrument's state in a file (Surge XT's patches, for an installation's reboot): which
+preset, its z, every attribute and the volume. JSON, written whole or not at all.
+
+`serve --state FILE` recalls it at start when it exists and saves it at a clean stop; OSC
+`/vqsynth/state/save` and `/vqsynth/state/load` save and recall it while running (saving only
+for senders `--allow-writes` permits)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+FORMAT = 1
+
+
+def snapshot(engine) -> dict:
+    s = engine.status()
+    return {"format": FORMAT, "model": engine.model.name, "preset": s["preset"],
+            "preset_name": engine.model.presets[s["preset"]] if s["preset"] is not None else None,
+            "z": [round(float(x), 6) for x in engine.z], "attrs": s["attrs"], "volume": s["volume"]}
+
+
+def save(path, engine) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(snapshot(engine), indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load(path, engine) -> dict:
+    """Recall the state in `path` into `engine`; ValueError naming the file and what is wrong."""
+    path = Path(path)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"not a vqsynth state file of format {FORMAT}")
+        if state.get("preset") is not None:
+            engine.set_preset(int(state["preset"]))
+        else:
+            engine.set_z([float(x) for x in state["z"]])
+        for name, value in dict(state.get("attrs", {})).items():
+            engine.set_attr(name, float(value))
+        if "volume" in state:
+            engine.set_volume(float(state["volume"]))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such state file") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot recall this state ({exc})") from None
+    engine.attr_now[:] = engine.attr_target  # recalled as it was, no glide from the defaults
+    return state
