@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 from faults import counters  # noqa: E402
-from rig import OscProbe  # noqa: E402
+from rig import OscProbe, sparse_wav  # noqa: E402
 
 
 def osc(address, *args) -> bytes:
@@ -192,13 +192,7 @@ def a2_files(srv):
 
     fifo = srv.files / "fifo.wav"
     os.mkfifo(fifo)
-    huge = srv.files / "huge.wav"
-    sf.write(huge, np.zeros((16, 2), np.float32), 16000)
-    data = bytearray(huge.read_bytes())
-    data[22:24] = (1024).to_bytes(2, "little")
-    huge.write_bytes(bytes(data))
-    with open(huge, "r+b") as f:
-        f.truncate(1 << 30)
+    huge = sparse_wav(srv.files / "huge.wav")
     longs = []
     for k in range(10):
         p = srv.files / f"long{k}.wav"

@@ -1,6 +1,6 @@
 """Shared fixtures (the test model ones live in model_fixtures.py)."""
 
-pytest_plugins = ["model_fixtures"]
+pytest_plugins = ["model_fixtures", "osc_fixtures"]
 
 import shutil
 

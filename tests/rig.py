@@ -9,7 +9,9 @@ import subprocess
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
+import numpy as np
 from pythonosc.osc_message import OscMessage
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -133,3 +135,16 @@ class OscProbe(SimpleUDPClient):
     def status(self) -> dict:
         values = self.ask("/vqsynth/status", reply="/status.reply")
         return dict(zip(["voices", "cpu_load", "underruns", "sample_rate", "latency_ms"], values))
+
+
+def sparse_wav(path, channels=1024):
+    """A WAV whose header claims `channels` channels over a 1-GB sparse file (a hostile 'recording')."""
+    import soundfile as sf
+
+    sf.write(path, np.zeros((16, 2), np.float32), 16000)
+    data = bytearray(Path(path).read_bytes())
+    data[22:24] = int(channels).to_bytes(2, "little")
+    Path(path).write_bytes(bytes(data))
+    with open(path, "r+b") as f:
+        f.truncate(1 << 30)
+    return Path(path)

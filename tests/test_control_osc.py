@@ -13,29 +13,9 @@ import pytest
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from rig import LiveEngine, OscProbe, wait_until
+from rig import OscProbe, wait_until
 from vqsynth.control.osc_addresses import ADDRESSES, addresses_markdown
 from vqsynth.control.osc_server import OscPortInUse, OscServer
-
-
-@pytest.fixture
-def live(test_model):
-    live = LiveEngine(test_model)
-    yield live.engine
-    live.close()
-
-
-@pytest.fixture
-def server(live):
-    with OscServer(live, host="127.0.0.1", port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def probe(server):
-    probe = OscProbe(server.port)
-    yield probe
-    probe.close()
 
 
 def message(address, *args) -> bytes:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "perf"))
 import flood  # noqa: E402
 
-from rig import LiveEngine, OscProbe, wait_until  # noqa: E402
+from rig import OscProbe, wait_until  # noqa: E402
 from vqsynth.control.midi import MidiController  # noqa: E402
 from vqsynth.control.midi_input import MidiInput  # noqa: E402
 from vqsynth.control.osc_server import OscServer  # noqa: E402
@@ -38,13 +38,6 @@ def test_osc_10k_a_second_and_a_midi_storm_against_the_running_server(test_model
     assert r["audio"]["nonfinite"] == 0 and r["audio"]["loud"] > 0, info  # it kept sounding, never NaN
     assert r["memory"]["rss_end_mb"] - r["memory"]["rss_start_mb"] < 40, info
     assert r["server_returncode"] == 0 and not r["server_traceback"], info
-
-
-@pytest.fixture
-def live(test_model):
-    live = LiveEngine(test_model)
-    yield live.engine
-    live.close()
 
 
 def test_datagrams_the_kernel_drops_are_counted_and_logged(live, caplog):

@@ -11,17 +11,10 @@ import urllib.request
 import pytest
 import rtmidi
 
-from rig import LiveEngine, OscProbe, wait_until
+from rig import OscProbe, wait_until
 from vqsynth.control.learn import MidiLearn, save_learned
 from vqsynth.control.mapping import DEFAULT_MAPPING, MappingError, load_mapping, targets_for
 from vqsynth.control.osc_server import OscServer
-
-
-@pytest.fixture
-def live(test_model):
-    live = LiveEngine(test_model)
-    yield live.engine
-    live.close()
 
 
 def test_learn_over_osc_binds_saves_and_reports(live, tmp_path):

@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rig import LiveEngine, OscProbe
+from osc_fixtures import first_reply
+from rig import OscProbe, sparse_wav
 from vqsynth.control.files import REFUSED
 from vqsynth.control.osc_server import OscServer
-
-
-@pytest.fixture
-def live(test_model):
-    live = LiveEngine(test_model)
-    yield live.engine
-    live.close()
 
 
 @pytest.fixture
@@ -41,13 +35,7 @@ def _ask(live, folder, path):
 
 
 def test_file_commands_are_off_unless_a_folder_is_given(live, folder):
-    with OscServer(live, host="127.0.0.1", port=0) as server:
-        probe = OscProbe(server.port)
-        try:
-            probe.send_message("/vqsynth/tokens/wav", [str(folder / "ok.wav")])
-            address, args = probe.next_reply()
-        finally:
-            probe.close()
+    _, (address, args) = first_reply(live, "/vqsynth/tokens/wav", [str(folder / "ok.wav")])
     assert address == "/fail" and "--files" in args[1]
 
 
@@ -62,15 +50,7 @@ def _fifo(folder):
 
 
 def _sparse_header(folder):
-    """A WAV header claiming 1,024 channels over a sparse file."""
-    path = folder / "huge.wav"
-    sf.write(path, np.zeros((16, 2), np.float32), 16000)
-    data = bytearray(path.read_bytes())
-    data[22:24] = (1024).to_bytes(2, "little")
-    path.write_bytes(bytes(data))
-    with open(path, "r+b") as f:
-        f.truncate(1 << 30)
-    return str(path)
+    return str(sparse_wav(folder / "huge.wav"))
 
 
 @pytest.mark.parametrize("make", [

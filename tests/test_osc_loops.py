@@ -5,29 +5,10 @@ import time
 
 import pytest
 
-from rig import LiveEngine, OscProbe
+from osc_fixtures import first_reply
+from rig import OscProbe
 from vqsynth.control import osc_server
 from vqsynth.control.osc_server import OscServer
-
-
-@pytest.fixture
-def live(test_model):
-    live = LiveEngine(test_model)
-    yield live.engine
-    live.close()
-
-
-@pytest.fixture
-def server(live):
-    with OscServer(live, host="127.0.0.1", port=0) as server:
-        yield server
-
-
-@pytest.fixture
-def probe(server):
-    probe = OscProbe(server.port)
-    yield probe
-    probe.close()
 
 
 def test_notify_to_the_servers_own_port_is_refused_and_starts_no_loop(server, probe):
@@ -88,17 +69,11 @@ def test_a_subscription_lapses_when_its_host_falls_silent_and_lives_while_it_tal
 def test_midi_learn_from_osc_needs_the_write_permission(live):
     """Finding 4: a stranger re-armed learn and rewrote the performer's mapping file."""
     for policy, want in (("none", "/fail"), ("local", "/done"), ("any", "/done")):
-        with OscServer(live, host="127.0.0.1", port=0, allow_writes=policy) as server:
-            probe = OscProbe(server.port)
-            try:
-                probe.send_message("/vqsynth/learn", ["brightness"])
-                address, args = probe.next_reply()
-                assert address == want, (policy, address, args)
-                if want == "/fail":
-                    assert "--allow-writes" in args[1]
-            finally:
-                probe.close()
-            assert server.may_write(("203.0.113.9", 5000)) == (policy == "any")  # a host elsewhere (TEST-NET-3)
+        server, (address, args) = first_reply(live, "/vqsynth/learn", ["brightness"], allow_writes=policy)
+        assert address == want, (policy, address, args)
+        if want == "/fail":
+            assert "--allow-writes" in args[1]
+        assert server.may_write(("203.0.113.9", 5000)) == (policy == "any")  # a host elsewhere (TEST-NET-3)
     with pytest.raises(ValueError):
         OscServer(live, allow_writes="everyone")
 
@@ -120,20 +95,8 @@ def test_one_host_cannot_fill_the_scheduler(server, probe, monkeypatch):
 
 
 def test_saving_the_state_needs_the_write_permission_and_a_state_file(live, tmp_path):
-    with OscServer(live, host="127.0.0.1", port=0, allow_writes="none", state_file=tmp_path / "s.json") as server:
-        probe = OscProbe(server.port)
-        try:
-            probe.send_message("/vqsynth/state/save", [])
-            address, args = probe.next_reply()
-            assert address == "/fail" and "--allow-writes" in args[1]
-        finally:
-            probe.close()
-    with OscServer(live, host="127.0.0.1", port=0) as server:
-        probe = OscProbe(server.port)
-        try:
-            probe.send_message("/vqsynth/state/load", [])
-            address, args = probe.next_reply()
-            assert address == "/fail" and "--state FILE" in args[1]
-        finally:
-            probe.close()
+    _, (address, args) = first_reply(live, "/vqsynth/state/save", allow_writes="none", state_file=tmp_path / "s.json")
+    assert address == "/fail" and "--allow-writes" in args[1]
+    _, (address, args) = first_reply(live, "/vqsynth/state/load")
+    assert address == "/fail" and "--state FILE" in args[1]
     assert not (tmp_path / "s.json").exists()
