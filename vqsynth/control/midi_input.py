@@ -62,6 +62,7 @@ class MidiInput:
         self.queue: queue.Queue = queue.Queue(queue_size)
         self.ins: list[rtmidi.MidiIn] = []  # the virtual port
         self.hardware: dict[str, rtmidi.MidiIn] = {}  # port name -> the MidiIn reading it
+        self.received = 0  # events RtMidi delivered: each one is handled or counted as dropped
         self.dropped = 0  # events lost to a full queue (RtMidi's thread counts, the consumer reports)
         self._dropped_reported = 0
         self.rescan = rescan  # seconds between looks for ports that left or came (0: never)
@@ -145,6 +146,7 @@ class MidiInput:
     def _on_event(self, event, port):
         """RtMidi's thread: stamp and enqueue, nothing else."""
         stamp = time.monotonic()
+        self.received += 1
         try:
             self.queue.put_nowait((stamp, event[0]))
         except queue.Full:

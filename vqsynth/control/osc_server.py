@@ -293,8 +293,11 @@ class OscServer:
         except Exception as exc:  # python-osc's BuildError: a value OSC cannot carry
             self._count("send errors", f"cannot build {address}: {exc}")
             return
+        sock = self.sock  # None once stopped: a late reply (a learn that timed out at shutdown) is dropped
+        if sock is None:
+            return
         try:
-            self.sock.sendto(dgram, to)
+            sock.sendto(dgram, to)
         except OSError as exc:
             self._count("send errors", str(exc))
 
