@@ -232,6 +232,7 @@ def structured_osc(data: bytes) -> bytes:
     def message() -> bytes:
         address = r.pick([a.address for a in ADDRESSES] + ["/1/fader1", "/1/fader2", "/vqsynth/attr/volume", "/x"])
         address = address.replace("<name>", r.pick(["brightness", "volume", "warmth", "nope", "piano"]))
+        address = address.replace("<part>", r.pick(["1", "16", "0", "17", "x", "2.5"]))
         args = [_osc_arg(r) for _ in range(r.byte() % (40 if r.byte() % 8 == 0 else 5))]
         packet = _osc_string(address.encode()) + _osc_string(("," + "".join(t for t, _ in args)).encode())
         packet += b"".join(b for _, b in args)
@@ -279,7 +280,7 @@ def osc_seeds() -> list[bytes]:
         osc_bundle(2**64 - 1, osc_message("/vqsynth/status")),
         b"", b"#bundle\x00", b"/\x00\x00\x00", b"/vqsynth/sync\x00\x00\x00,c\x00\x00\x00\x00\x00A",
     ]
-    seeds += [osc_message(a.address.replace("<name>", "brightness")) for a in ADDRESSES]
+    seeds += [osc_message(a.address.replace("<name>", "brightness").replace("<part>", "2")) for a in ADDRESSES]
     rng = np.random.default_rng(0)
     seeds += [bytes([0]) + rng.integers(0, 256, 64, dtype=np.uint8).tobytes() for _ in range(32)]
     return seeds
@@ -289,7 +290,7 @@ def osc_dictionary() -> list[bytes]:
     """Tokens libFuzzer splices into inputs (addresses, tags, the bundle header)."""
     from vqsynth.control.osc_addresses import ADDRESSES
 
-    words = [a.address.replace("<name>", "brightness").encode() + b"\x00" for a in ADDRESSES]
+    words = [a.address.replace("<name>", "brightness").replace("<part>", "2").encode() + b"\x00" for a in ADDRESSES]
     words += [b"#bundle\x00", b",iif\x00\x00\x00\x00", b",ff\x00", b",s\x00\x00", b",b\x00\x00", b",[i]\x00\x00\x00",
               b",dhT\x00\x00\x00\x00", b",NFm\x00\x00\x00\x00", b",t\x00\x00", b"\x7f\xc0\x00\x00", b"\x7f\x80\x00\x00",
               b"\x00\x00\x00\x01", b"\xff\xff\xff\xff", b"/vqsynth/attr/volume\x00\x00\x00\x00", b"/1/fader1\x00\x00\x00"]

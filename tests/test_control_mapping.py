@@ -11,14 +11,15 @@ def test_default_mapping_binds_every_attribute_of_the_model(test_model):
     assert m.source == str(DEFAULT_MAPPING)
     assert (m.bend_range, m.out_of_range) == (2.0, "clamp")
     bound = {b.target for b in m.cc.values()}
-    assert set(test_model.attr_names) <= bound and "volume" in bound
+    assert set(test_model.attr_names) <= bound and 7 not in m.cc  # CC7 is the part volume (GM), not mappable
+    assert m.osc["/1/fader5"].target == "volume"
     assert m.cc[74].target == "brightness" and m.cc[74].range == (0.0, 1.0)
     assert m.cc[73].value(0.0) == 1.0 and m.cc[73].value(1.0) == 0.0  # inverted range
     assert m.osc["/1/fader1"].target == "brightness"
 
 
 def test_curves_span_the_range_and_shape_it():
-    b = parse_mapping('[midi.cc.7]\ntarget = "volume"\nrange = [0.2, 0.8]\ncurve = "exp"\n').cc[7]
+    b = parse_mapping('[midi.cc.20]\ntarget = "volume"\nrange = [0.2, 0.8]\ncurve = "exp"\n').cc[20]
     assert b.value(0.0) == pytest.approx(0.2) and b.value(1.0) == pytest.approx(0.8)
     assert b.value(0.5) < 0.5 and b.value(2.0) == pytest.approx(0.8)  # exp is low in the middle; clamped
     exp, log = CURVES["exp"][0], CURVES["log"][0]
@@ -40,9 +41,10 @@ BAD = [
     ('[midi.cc.74]\nrange = [0, 1]\n', 1, "midi.cc.74", "missing 'target'"),
     ('[midi.cc.64]\ntarget = "volume"\n', 1, "midi.cc.64", "sustain"),
     ('[midi.cc.200]\ntarget = "volume"\n', 1, "midi.cc.200", "0..127"),
-    ('[midi.cc.7]\ntarget = "volume"\n[midi.cc.39]\ntarget = "brightness"\n', 3, "midi.cc.39", "LSB"),
-    ('[midi.cc.7]\ntarget = "volume"\nrange = [0]\n', 3, "midi.cc.7.range", "two numbers"),
-    ('[midi.cc.7]\ntarget = "volume"\ninput = [0, 127]\n', 3, "midi.cc.7.input", "unknown key"),
+    ('[midi.cc.20]\ntarget = "volume"\n[midi.cc.52]\ntarget = "brightness"\n', 3, "midi.cc.52", "LSB"),
+    ('[midi.cc.20]\ntarget = "volume"\nrange = [0]\n', 3, "midi.cc.20.range", "two numbers"),
+    ('[midi.cc.20]\ntarget = "volume"\ninput = [0, 127]\n', 3, "midi.cc.20.input", "unknown key"),
+    ('[midi.cc.7]\ntarget = "volume"\n', 1, "midi.cc.7", "part volume"),
     ('[osc."/vqsynth/x"]\ntarget = "volume"\n', 1, 'osc."/vqsynth/x"', "built-in"),
     ('[oscc."/a"]\ntarget = "volume"\n', 1, "oscc", "unknown key"),
 ]

@@ -20,6 +20,10 @@ class RecordingEngine:
     def __init__(self, model):
         self.model = model
         self.calls = []
+        self.route = list(range(16))
+
+    def route_part(self, channel, part):  # which part a channel plays through: state, not a call
+        self.route[channel] = part
 
     def __getattr__(self, method):
         def record(*args, **kwargs):
@@ -27,11 +31,11 @@ class RecordingEngine:
             return len(self.calls)
         return record
 
-    def program_change(self, program, t=None):  # resolves the preset as the real engine does
+    def program_change(self, program, t=None, channel=None):  # resolves the preset as the real engine does
         index = self.model.preset_for_program(program)
         if index is None:
             raise ValueError(f"program {program}: no preset")
-        self.calls.append(("set_preset", (index,), {"t": t}))
+        self.calls.append(("set_preset", (index,), {"t": t, "channel": channel}))
 
     def take(self):
         calls, self.calls = self.calls, []
@@ -91,7 +95,7 @@ def test_reset_all_controllers_follows_rp015(rec):
     cc(ctl, 64, 127)
     rec.take()
     cc(ctl, 121, 0)
-    assert rec.take() == [("reset_controllers", (0,), {"t": 1.0})]
+    assert rec.take() == [("reset_controllers", (0,), {"t": 1.0}), ("part_level", (0,), {"expression": 127, "t": 1.0})]
     cc(ctl, 6, 2)  # the RPN was deselected: this must not change the range
     cc(ctl, 64, 127)  # the pedal state was reset too, so pressing again is a change
     ctl.handle(mido.Message("pitchwheel", pitch=8191), 2.0)
@@ -111,21 +115,54 @@ def test_program_change_selects_a_preset_and_a_bad_one_is_counted(rec, caplog):
     with caplog.at_level(logging.WARNING, "vqsynth.control"):
         for _ in range(3):
             ctl.handle(mido.Message("program_change", program=90), 3.0)
-    assert rec.take() == [("set_preset", (2,), {"t": 3.0})]
+    ctl.handle(mido.Message("program_change", channel=4, program=2), 3.0)
+    assert rec.take() == [("set_preset", (2,), {"t": 3.0, "channel": 0}), ("set_preset", (2,), {"t": 3.0, "channel": 4})]
     assert ctl.counters["rejected program_change"] == 3
     assert len([r for r in caplog.records if "program_change" in r.message]) == 1  # logged once
 
 
 def test_mapped_ccs_move_their_targets_through_the_curve(rec):
     ctl = MidiController(rec, load_mapping())
-    cc(ctl, 74, 127), cc(ctl, 73, 127), cc(ctl, 7, 127)
+    cc(ctl, 74, 127), cc(ctl, 73, 127)
     calls = rec.take()
     assert [c[:2] for c in calls[:2]] == [("set_attr", ("brightness", 1.0)),
                                           ("set_attr", ("hardness", 0.0))]  # CC73 is inverted
     assert all(c[2]["t"] == 1.0 and c[2]["smooth_ms"] > 0 for c in calls)  # the mapping's smoothing
-    assert calls[2][0] == "set_volume" and calls[2][1][0] == pytest.approx(1.0)
-    cc(ctl, 7, 64)
+    ctl_vol = MidiController(rec, parse_mapping('[midi.cc.20]\ntarget = "volume"\ncurve = "exp"\n'))
+    cc(ctl_vol, 20, 127)
+    call = rec.take()[0]
+    assert call[0] == "set_volume" and call[1][0] == pytest.approx(1.0)
+    cc(ctl_vol, 20, 64)
     assert 0.05 < rec.take()[0][1][0] < 0.15  # exp curve: half travel is about -21 dB
+
+
+def test_cc7_cc10_cc11_set_their_channels_part(rec):
+    """GM: volume, pan and expression belong to the channel's part (an MPE member's: its zone's)."""
+    ctl = MidiController(rec, load_mapping())
+    cc(ctl, 7, 90, channel=2), cc(ctl, 10, 0, channel=3), cc(ctl, 10, 127, channel=3), cc(ctl, 11, 64, channel=4)
+    assert rec.take() == [("part_level", (2,), {"volume": 90, "t": 1.0}), ("part_level", (3,), {"pan": -1.0, "t": 1.0}),
+                          ("part_level", (3,), {"pan": 1.0, "t": 1.0}), ("part_level", (4,), {"expression": 64, "t": 1.0})]
+    zoned = MidiController(rec, parse_mapping('[mpe]\nzone = "lower"\n'))
+    assert rec.route[:3] == [0, 0, 0] and rec.route[15] == 0
+    rec.take()
+    cc(zoned, 7, 50, channel=5)
+    ctl.handle(mido.Message("program_change", channel=5, program=2), 3.0)  # ctl: no zone, channel 6 is its own
+    zoned.handle(mido.Message("program_change", channel=5, program=2), 3.0)
+    assert rec.take() == [("part_level", (0,), {"volume": 50, "t": 1.0}), ("set_preset", (2,), {"t": 3.0, "channel": 5}),
+                          ("set_preset", (2,), {"t": 3.0, "channel": 0})]
+
+
+def test_drum_channel_notes_are_counted_not_played(rec):
+    ctl = MidiController(rec, load_mapping())
+    ctl.handle(mido.Message("note_on", channel=9, note=36, velocity=100), 1.0)
+    ctl.handle(mido.Message("note_off", channel=9, note=36), 1.5)
+    assert rec.take() == [] and ctl.counters["drum notes"] == 1
+    pitched = MidiController(rec, parse_mapping("[midi]\ndrum_channel = 0\n"))
+    pitched.handle(mido.Message("note_on", channel=9, note=60, velocity=100), 1.0)
+    assert rec.take()[0][:2] == ("note_on", (60, 100, 9))
+    zoned = MidiController(rec, parse_mapping('[mpe]\nzone = "lower"\n'))  # channel 10 is a member here
+    zoned.handle(mido.Message("note_on", channel=9, note=60, velocity=100), 1.0)
+    assert rec.take()[-1][:2] == ("note_on", (60, 100, 9))
 
 
 def test_14_bit_controller_pairs_cc_n_with_n_plus_32(rec):

@@ -189,11 +189,13 @@ def test_a_subscriber_gets_the_whole_state_then_changes_at_its_rate(live, server
     assert {f"/vqsynth/attr/{n}" for n in live.model.attr_names} | {"/vqsynth/attr/volume"} <= addresses
     assert ("/vqsynth/state/preset", [0, live.model.presets[0]]) in first
     server.controller.control_change(0, 74, 127)  # MIDI moves brightness: the TouchOSC fader bound to it follows
-    server.controller.control_change(0, 7, 127)
+    server.controller.set_target("volume", 1.0)
+    server.controller.control_change(2, 10, 0)  # channel 3's part panned hard left
     probe.send_message("/vqsynth/note/on", [60, 100])
     got = pushes(probe, 1.0)
     assert ("/vqsynth/attr/brightness", [1.0]) in got and ("/1/fader1", [1.0]) in got
     assert ("/1/fader5", [pytest.approx(1.0)]) in got  # through the inverse of its exp curve
+    assert ("/vqsynth/state/part/level", [3, 100.0, 127.0, -1.0]) in got  # part 3: volume, expression, pan
     levels = [args for a, args in got if a == "/vqsynth/level"]
     assert 15 <= len(levels) <= 25, len(levels)  # 20 a second, as asked
     assert any(voices == 1 and db > -120 for db, voices in levels), levels
@@ -291,7 +293,7 @@ def test_pure_data_oscformat_netsend(live, server, probe, tmp_path):
     subprocess.run(["pd", "-nogui", "-nosound", "-nomidi", "-stderr", str(patch)], check=True, timeout=20)
     probe.sync()
     status = live.status()
-    assert status["attrs"]["brightness"] == 0.75 and status["notes"] == 1 and live.volume == 1.0
+    assert status["attrs"]["brightness"] == 0.75 and status["notes"] == 1 and status["parts"][0]["volume"] == 127
     assert server.counters["messages"] == 4  # three from Pd, the sync
 
 

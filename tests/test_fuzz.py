@@ -63,7 +63,7 @@ rows = st.sampled_from(ADDRESSES)
 
 
 def _address(row):
-    return row.address.replace("<name>", "brightness")
+    return row.address.replace("<name>", "brightness").replace("<part>", "3")
 
 
 @ci(300)

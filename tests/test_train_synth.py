@@ -19,8 +19,9 @@ def test_torch_twin_matches_numpy(sr, hop):
     live = VoiceSynth(V, H, Nb, sr, hop, 8000.0, seed=4)
     live.reset(np.arange(V), f0[:, 0])
     expected = live.render(np.arange(V), frames, f0)
-    noise_rng = np.random.default_rng(4)
-    white = np.stack([noise_rng.standard_normal((V, 2 * hop)).astype(np.float32) for _ in range(T)], axis=1)
+    voice_rngs = [np.random.default_rng((4, v)) for v in range(V)]  # each voice's own noise, as live
+    white = np.stack([np.stack([r.standard_normal(2 * hop, dtype=np.float32) for r in voice_rngs])
+                      for _ in range(T)], axis=1)
     got = synthesize(torch.from_numpy(frames), torch.from_numpy(f0), H, hop, sr, 8000.0,
                      white=torch.from_numpy(white)).numpy()
     np.testing.assert_allclose(got, expected, atol=2e-3)

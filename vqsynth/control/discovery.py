@@ -40,6 +40,15 @@ def namespace(server) -> dict:
                       VALUE=[values.get(name, target.default)],
                       RANGE=[{"MIN": target.range[0], "MAX": target.range[1]}], DESCRIPTION=target.doc)
             continue
+        if "<part>" in row.address:  # one node per part, its value the part's own
+            for part in status["parts"]:
+                key = row.address.rsplit("/", 1)[1]
+                value = part.get(key)
+                _leaf(root, row.address.replace("<part>", str(part["part"])), ACCESS=WRITE | (READ if value is not None else 0),
+                      TYPE="".join(OSC_TAG[a.kind] for a in row.args), VALUE=[value] if value is not None else None,
+                      RANGE=[{"MIN": a.range[0], "MAX": a.range[1]} if a.range else None for a in row.args],
+                      DESCRIPTION=row.doc + f" (arguments: {signature(row)})")
+            continue
         node = {"ACCESS": WRITE, "DESCRIPTION": row.doc + (f" (arguments: {signature(row)})" if row.args else "")}
         if row.args:
             node["TYPE"] = "".join(OSC_TAG[a.kind] for a in row.args)

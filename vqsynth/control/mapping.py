@@ -105,6 +105,10 @@ SETTINGS = [
     Setting("midi.out_of_range", "choice", "clamp", ("clamp", "fold", "ignore"),
             "notes outside the model's pitch range: clamp to the nearest edge, fold by octaves "
             "into the range, or ignore; every such note is counted"),
+    Setting("midi.drum_channel", "number", 10, (0.0, 16.0),
+            "the General MIDI percussion channel (1..16; 0: none). vqsynth has no drum kit yet, so its "
+            "notes are counted and not played, instead of sounding drum keys as pitched notes of the "
+            "channel's preset; set 0 to play that channel like any other"),
     Setting("mpe.zone", "choice", "off", ("off", "lower", "upper"),
             "the MPE zone until a sender's MPE configuration message (RPN 6) changes it: lower = "
             "manager channel 1, members 2.., upper = manager 16, members 15 down"),
@@ -191,6 +195,7 @@ class Mapping:
     mpe_members: int = 15
     mpe_bend_range: float = 48.0
     mpe: dict[str, Binding] = field(default_factory=dict)  # pressure, timbre
+    drum_channel: int = 10  # 1..16, 0: none
 
     def resolve(self, targets: dict[str, Target]) -> "Mapping":
         """Check every binding's target against the model's and fill in default ranges."""
@@ -300,7 +305,8 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
         osc[address] = _binding(blank, key, spec, "osc")
     return Mapping(source, file_wide["midi.bend_range"], file_wide["midi.out_of_range"], cc, osc, text,
                    nrpn=nrpn, mpe_zone=file_wide["mpe.zone"], mpe_members=file_wide["mpe.members"],
-                   mpe_bend_range=file_wide["mpe.bend_range"], mpe=mpe)
+                   mpe_bend_range=file_wide["mpe.bend_range"], mpe=mpe,
+                   drum_channel=int(file_wide["midi.drum_channel"]))
 
 
 def _binding(m: Mapping, key, spec, kind: str) -> Binding:

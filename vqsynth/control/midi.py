@@ -63,7 +63,7 @@ class MidiController:
             "control_change": lambda m, t: self.control_change(m.channel, m.control, m.value, t),
             "pitchwheel": lambda m, t: self.bend(m.channel, m.pitch / (8192 if m.pitch < 0 else 8191), t),
             "aftertouch": lambda m, t: self.pressure(m.channel, m.value, t),
-            "program_change": lambda m, t: self.engine.program_change(m.program, t=t),
+            "program_change": lambda m, t: self.program_change(m.channel, m.program, t),
         }
 
     def handle_bytes(self, data, t: float | None = None):
@@ -115,6 +115,10 @@ class MidiController:
         if velocity <= 0:
             return self.note_off(channel, pitch, t, note_id)
         with self._lock:
+            if self._is_drums(channel):
+                self.count("drum notes", f"channel {channel + 1} is the GM drum part and this model has no drum "
+                                         "kit: not played (mapping midi.drum_channel = 0 plays it as a pitched part)")
+                return None
             placed = self._place(pitch)
             if placed != pitch:
                 self.count("out_of_range", f"note {pitch:g} outside {self.engine.model.pitch_range} "
@@ -122,10 +126,22 @@ class MidiController:
             return None if placed is None else self.engine.note_on(placed, velocity, channel, note_id=note_id, t=t)
 
     def note_off(self, channel: int, pitch: float, t=None, note_id: int | None = None):
+        if self._is_drums(channel):
+            return
         placed = self._place(pitch)
         if placed is not None:
             with self._lock:
                 self.engine.note_off(placed, channel, note_id=note_id, t=t)
+
+    def _is_drums(self, channel: int) -> bool:
+        """Channel 10 (midi.drum_channel), unless an MPE zone uses it as a member channel."""
+        return channel == self.mapping.drum_channel - 1 and self.member_of[channel] is None
+
+    def program_change(self, channel: int, program: int, t=None):
+        """The channel's part takes the program's preset (an MPE member's: its zone's, the one part
+        the zone plays through)."""
+        manager = self.member_of[channel]
+        self.engine.program_change(program, t=t, channel=channel if manager is None else manager)
 
     def _place(self, pitch: float) -> float | None:
         lo, hi = self.engine.model.pitch_range
@@ -138,6 +154,8 @@ class MidiController:
         self.msb = [[0] * LSB_OFFSET for _ in range(16)]
         self.zones: dict[int, int] = {}  # manager channel (0 or 15) -> number of member channels
         self.member_of: list[int | None] = [None] * 16  # member channel -> its manager
+        for ch in range(16):
+            self.engine.route_part(ch, ch)
         if m.mpe_zone != "off":
             self._set_zone(0 if m.mpe_zone == "lower" else 15, m.mpe_members)
 
@@ -160,6 +178,8 @@ class MidiController:
         for mgr, n in self.zones.items():
             for ch in (range(1, 1 + n) if mgr == 0 else range(14, 14 - n, -1)):
                 self.member_of[ch] = mgr
+        for ch in range(16):  # a zone is one instrument: members play through the manager's part
+            self.engine.route_part(ch, ch if self.member_of[ch] is None else self.member_of[ch])
         touched = {manager} | {c for mgr in set(before) | set(self.zones)
                                for c in self._zone(mgr, before) + self._zone(mgr)}
         for c in sorted(touched):
@@ -226,6 +246,19 @@ class MidiController:
             else:
                 getattr(self, f"_{fixed.action}")(channel, number, value, t)
 
+    def _part_level(self, channel, number, value, t):
+        """CC7, CC10, CC11: the part's volume, pan, expression (an MPE member's: its zone's part)."""
+        from vqsynth.engine.parts import pan_from_cc
+
+        manager = self.member_of[channel]
+        part = channel if manager is None else manager
+        if number == 7:
+            self.engine.part_level(part, volume=value, t=t)
+        elif number == 11:
+            self.engine.part_level(part, expression=value, t=t)
+        else:
+            self.engine.part_level(part, pan=pan_from_cc(value), t=t)
+
     def _sustain(self, channel, number, value, t):
         ch = self.channels[channel]
         if (value >= 64) != ch.sustain:  # continuous pedals send many values: pass changes only
@@ -245,6 +278,8 @@ class MidiController:
         ch.param_msb, ch.param_lsb = RPN_NULL
         self.msb[channel] = [0] * LSB_OFFSET
         self.engine.reset_controllers(channel, t=t)
+        if self.member_of[channel] is None:  # RP-015: expression back to 127; volume and pan stay
+            self.engine.part_level(channel, expression=127, t=t)
 
     def _rpn_select(self, channel, number, value, t):
         self._select(channel, "rpn", number == 101, value)

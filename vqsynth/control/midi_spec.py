@@ -20,6 +20,9 @@ class FixedCC(NamedTuple):
 FIXED_CCS = [
     FixedCC(6, "data_entry", "data_entry",
             "data entry MSB: RPN 0 semitones, RPN 6 MPE member count, or a mapped NRPN's value (LSB set to 0)"),
+    FixedCC(7, "volume", "part_level", "the channel's part volume, GM law: (value/100)^2, so 100 (the default) is unity"),
+    FixedCC(10, "pan", "part_level", "the channel's part pan: 0 left, 64 centre, 127 right (equal power)"),
+    FixedCC(11, "expression", "part_level", "the channel's part expression: (value/127)^2 on top of the volume"),
     FixedCC(38, "data_entry_lsb", "data_entry", "data entry LSB: RPN 0 cents, or the fine half of a mapped NRPN"),
     FixedCC(64, "sustain", "sustain", "sustain pedal: >= 64 holds released notes until the pedal lifts (on an MPE manager: its whole zone)"),
     FixedCC(98, "nrpn_lsb", "nrpn_select", "NRPN select LSB: data entry then moves the `midi.nrpn.N` binding"),

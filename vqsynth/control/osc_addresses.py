@@ -62,6 +62,42 @@ def _note_off(req, pitch, note_id=None):
     req.server.controller.note_off(0, pitch, req.t, note_id)
 
 
+def _part(part: str) -> int:
+    """A /vqsynth/part/<part>/... segment: 1..16 as in Pd, Max and DAWs -> the channel 0..15."""
+    try:
+        n = int(part)
+    except ValueError:
+        raise ArgError(f"part '{part[:16]}' is not a number 1..16") from None
+    if not 1 <= n <= 16:
+        raise ArgError(f"part {n} is outside 1..16")
+    return n - 1
+
+
+def _part_note_on(req, pitch, velocity, note_id=None, part="1"):
+    req.server.controller.note_on(_part(part), pitch, round(velocity), req.t, note_id)
+
+
+def _part_note_off(req, pitch, note_id=None, part="1"):
+    req.server.controller.note_off(_part(part), pitch, req.t, note_id)
+
+
+def _part_preset(req, preset, part="1"):
+    req.server.engine.set_preset(preset, t=req.t, channel=_part(part))
+    req.done()
+
+
+def _part_volume(req, value, part="1"):
+    req.server.engine.part_level(_part(part), volume=value, t=req.t)
+
+
+def _part_pan(req, value, part="1"):
+    req.server.engine.part_level(_part(part), pan=value, t=req.t)
+
+
+def _part_expression(req, value, part="1"):
+    req.server.engine.part_level(_part(part), expression=value, t=req.t)
+
+
 def _cc(req, number, value, channel=1):
     req.server.controller.control_change(channel - 1, number, value, req.t)
 
@@ -235,7 +271,22 @@ ADDRESSES = [
             "set a model attribute (brightness, hardness, ..., family soft labels) or `volume`, "
             "in its own range (the mapping targets table)"),
     Address("/vqsynth/preset", (Arg("preset", "int|string"),), _preset,
-            "choose a preset by number or name: its z, and the attributes it recalls (they glide there)", "/done /vqsynth/preset"),
+            "choose every part's preset by number or name: its z, and the attributes it recalls (they glide "
+            "there)", "/done /vqsynth/preset"),
+    Address("/vqsynth/part/<part>/note/on", (Arg("pitch", NUMBER, range=(0, 127)), Arg("velocity", NUMBER, range=(0, 127)),
+                                             Arg("id", INT, optional=True)), _part_note_on,
+            "a note on part 1..16 (MIDI channel N: its instrument, level and pan); /vqsynth/note/on is part 1"),
+    Address("/vqsynth/part/<part>/note/off", (Arg("pitch", NUMBER, range=(0, 127)), Arg("id", INT, optional=True)),
+            _part_note_off, "release a note of part 1..16"),
+    Address("/vqsynth/part/<part>/preset", (Arg("preset", "int|string"),), _part_preset,
+            "part 1..16's instrument only (as a program change on its channel); /vqsynth/preset sets every part's",
+            "/done /vqsynth/part/<part>/preset"),
+    Address("/vqsynth/part/<part>/volume", (Arg("value", NUMBER, range=(0, 127)),), _part_volume,
+            "part volume as CC7: 0..127, 100 (the default) is unity"),
+    Address("/vqsynth/part/<part>/pan", (Arg("value", NUMBER, range=(-1, 1)),), _part_pan,
+            "part pan -1 (left) .. 1 (right), equal power"),
+    Address("/vqsynth/part/<part>/expression", (Arg("value", NUMBER, range=(0, 127)),), _part_expression,
+            "part expression as CC11: 0..127, 127 (the default) is unity"),
     Address("/vqsynth/z", (Arg("values", NUMBER, many=True),), _z,
             "the instrument: one whole number is a seed, otherwise the z vector itself", "/done /vqsynth/z"),
     Address("/vqsynth/tokens", (Arg("tokens", INT, many=True),), _tokens,

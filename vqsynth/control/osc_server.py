@@ -357,6 +357,13 @@ class OscServer:
                     self._store(("osc", address), address, [float(x)])
         elif kind == "z":
             self._store((kind,), "/vqsynth/state/z", list(payload["values"]))
+        elif kind == "part":  # /vqsynth/state/part/level n volume expression pan, .../preset n index name
+            n = payload["part"] + 1
+            if "preset" in payload:
+                self._store(("part", n, "preset"), "/vqsynth/state/part/preset", [n, payload["preset"], payload["name"]])
+            else:
+                self._store(("part", n, "level"), "/vqsynth/state/part/level",
+                            [n, float(payload["volume"]), float(payload["expression"]), float(payload["pan"])])
         else:
             self._store((kind,), f"/vqsynth/state/{kind}", list(payload.values()))
 

@@ -23,16 +23,17 @@ BACKENDS = ("sounddevice", "jack", "null", "file")
 
 
 class Recorder:
-    """Lock-free hand-off of output blocks to a WAV file (one writer thread)."""
+    """Lock-free hand-off of output blocks to a WAV file (one writer thread); mono blocks into a
+    stereo file go to both sides."""
 
-    def __init__(self, path, sample_rate, channels=1, seconds_buffered=20.0):
+    def __init__(self, path, sample_rate, channels=2, seconds_buffered=20.0):
         import soundfile as sf
 
         try:
             self.file = sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=channels, subtype="PCM_16")
         except Exception as exc:
             raise AudioError(f"cannot record to {path}: {exc}") from None
-        self.ring = np.zeros(int(sample_rate * seconds_buffered), dtype=np.float32)
+        self.ring = np.zeros((int(sample_rate * seconds_buffered), channels), dtype=np.float32)
         self.written = 0  # advanced by the audio thread
         self.saved = 0  # advanced by the writer thread
         self.dropped = 0
@@ -45,6 +46,8 @@ class Recorder:
         if self.written + n - self.saved > size:
             self.dropped += n
             return
+        if block.ndim == 1:
+            block = block[:, None]
         i = self.written % size
         first = min(n, size - i)
         self.ring[i:i + first] = block[:first]
@@ -75,14 +78,17 @@ class Backend:
         self.engine = engine
         self.channels = channels
         self.mono = np.zeros(engine.block_size, dtype=np.float32)
-        self.recorder = Recorder(record, engine.sample_rate) if record else None
+        self.stereo = np.zeros((engine.block_size, 2), dtype=np.float32)
+        self.recorder = Recorder(record, engine.sample_rate, 2 if channels >= 2 else 1) if record else None
 
     def _fill(self, n):
-        mono = self.mono[:n] if n <= self.mono.shape[0] else np.zeros(n, dtype=np.float32)
-        self.engine.process(mono)
+        """One block from the engine: [n, 2] (left, right) with 2 channels or more, else [n]."""
+        buf = self.stereo if self.channels >= 2 else self.mono
+        out = buf[:n] if n <= buf.shape[0] else np.zeros((n,) + buf.shape[1:], dtype=np.float32)
+        self.engine.process(out)
         if self.recorder is not None:
-            self.recorder.push(mono)
-        return mono
+            self.recorder.push(out)
+        return out
 
     def close(self):
         if self.recorder is not None:
@@ -188,8 +194,8 @@ class SoundDeviceBackend(Backend):
         try:
             if status.output_underflow:
                 self.engine.counters["underruns"] += 1
-            mono = self._fill(frames)
-            outdata[:] = mono[:, None]
+            out = self._fill(frames)
+            outdata[:] = out[:, None] if out.ndim == 1 else out[:, :outdata.shape[1]]
         except Exception:  # sounddevice stops calling a callback that raised: never raise
             outdata.fill(0)
             self.engine.counters["callback_errors"] += 1
@@ -315,9 +321,9 @@ class JackBackend(Backend):
                 first = self.engine.samples_out
                 for offset, data in self.midi_in.incoming_midi_events():  # malformed ones: counted there
                     self.controller.handle_bytes(bytes(data), self.engine.clock.time_of(first + offset))
-            mono = self._fill(frames)
-            for port in self.outs:
-                port.get_array()[:] = mono
+            out = self._fill(frames)
+            for i, port in enumerate(self.outs):  # out_1 left, out_2 right (more ports: the pair again)
+                port.get_array()[:] = out if out.ndim == 1 else out[:, i % 2]
         except Exception:
             for port in self.outs:
                 port.get_array().fill(0)

@@ -20,6 +20,7 @@ import numpy as np
 
 from vqsynth.engine.clock import SampleClock
 from vqsynth.engine.errors import InputError
+from vqsynth.engine.parts import N_PARTS, Part, pan_gains
 from vqsynth.engine.voices import Note, VoiceSlots
 from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
@@ -76,12 +77,18 @@ class Engine:
         self.scheduled: list = []  # heap of (sample, seq, method, args) for events far ahead
         self.seq = 0
         self.serial = 0
+        self.channel_notes = [0] * 16  # notes started per channel: with the channel, a note's seed
         # settings
         self.attr_target = model.attr_defaults.copy()
         self.attr_now = model.attr_defaults.copy()
+        self.smoothed_at = 0  # output sample the attribute glide was last advanced to
         self.attr_smoothing = np.full(len(model.attr_names), self.smoothing_per_frame(60.0), dtype=np.float32)
-        self.preset = 0 if model.presets else None
-        self.z = model.preset_z(0) if model.presets else seed_z(0, model.z_size)
+        self.instrument_serial = 0  # numbers custom z instruments, so each is its own cache key
+        if model.presets:
+            self.parts = [Part(0, model.preset_z(0), ("preset", 0)) for _ in range(N_PARTS)]
+        else:
+            self.parts = [Part(None, seed_z(0, model.z_size), ("z", 0)) for _ in range(N_PARTS)]
+        self.route = list(range(16))  # channel -> the part its notes play through (MPE members: their manager)
         self.bend = np.zeros(16)  # semitones, per MIDI channel
         # per-channel expression (MPE member channels: one note each): a level multiplier and
         # attribute values that override the global ones for that channel's voices (NaN: follow)
@@ -94,13 +101,12 @@ class Engine:
         self.volume_step = 1.0 / (0.02 * sample_rate)  # per sample: 20 ms for a full-scale move
         self.fixed_tokens: list[int] = []
         self.settings_version = 0
-        # attack cache
+        # attack cache: one per instrument that a part plays (at most N_PARTS), keyed by Part.instrument
         self.use_cache = attack_cache
         self.attack_frames = attack_frames
         self.max_tail_frames = 30  # frames a voice may ring on after its tokens went silent
-        self.cache: dict | None = None
-        self.cache_version = -1
-        self.z_version = 0  # bumps when the instrument (z, preset) changes; a cache for another z is never used
+        self.caches: dict = {}
+        self.z_version = 0  # bumps when any part's instrument changes (offline.render rebuilds then)
         self.z_changed_at = 0.0
         self.settings_changed_at = 0.0
         # counters and meters
@@ -170,7 +176,10 @@ class Engine:
                 self.counters["steals"] += 1
             self.serial += 1
             note_id = self.serial if note_id is None else int(note_id)
-            note = Note(pitch, channel, velocity, note_id, self.serial, None, fixed_tokens=list(self.fixed_tokens))
+            self.channel_notes[channel] += 1
+            key = (channel, self.channel_notes[channel])
+            note = Note(pitch, channel, velocity, note_id, self.serial, None, fixed_tokens=list(self.fixed_tokens),
+                        key=key)
             self.fixed_tokens = []
             s.active[slot] = False
             s.generation[slot] += 1
@@ -178,13 +187,15 @@ class Engine:
             s.written[slot] = s.read[slot] = 0
             s.end[slot] = -1
             s.start[slot] = pos
+            part = self.parts[self.route[channel]]
             s.gain[slot] = velocity_gain(velocity)
-            s.level[slot] = s.level_target[slot] = self.channel_level[channel]
-            self.slot_z[slot] = self.z
+            s.level[slot] = s.level_target[slot] = self.channel_level[channel] * part.gain
+            s.pan[slot] = s.pan_target[slot] = pan_gains(part.pan)
+            self.slot_z[slot] = part.z
             cached = self._cached_attack(pitch, velocity, channel, note)
             if cached is not None:
                 audio, frames, snap = cached
-                note.tokens = snap[2].fork((self.seed, self.serial))  # the cached attack's writer, reseeded
+                note.tokens = snap[2].fork((self.seed, *key))  # the cached attack's writer, reseeded
                 f0 = pitch + self.bend[channel]
                 if f0 == int(round(pitch)):
                     s.write(slot, audio)
@@ -194,7 +205,7 @@ class Engine:
                     note.cached_frames = list(frames)
                 self.counters["cache_hits"] += 1
             else:  # nothing to play until the render thread has run the model: this note starts late
-                note.tokens = self.model.prior.note(velocity, seed=(self.seed, self.serial))
+                note.tokens = self.model.prior.note(velocity, seed=(self.seed, *key))
                 self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bend[channel])))
                 self.counters["uncached_notes"] += 1
             self.counters["notes"] += 1
@@ -299,11 +310,68 @@ class Engine:
             return
         with self.lock:
             self.channel_level[channel] = level
-            s = self.slots
-            for i in np.flatnonzero(s.active):
-                n = s.notes[i]
-                if n is not None and n.channel == channel:
-                    s.level_target[i] = level
+            self._retarget_levels()
+
+    def _retarget_levels(self):
+        """Each sounding voice's level target from its channel's expression and its part's level
+        and pan (the audio callback ramps there); under the lock."""
+        s = self.slots
+        for i in np.flatnonzero(s.active):
+            n = s.notes[i]
+            if n is not None:
+                part = self.parts[self.route[n.channel]]
+                s.level_target[i] = self.channel_level[n.channel] * part.gain
+                s.pan_target[i] = pan_gains(part.pan)
+
+    # ------------------------------------------------------------ parts (one per MIDI channel)
+    def _channels(self, channel) -> list[int]:
+        """The parts a change reaches: all of them (None), or one (0..15)."""
+        if channel is None:
+            return list(range(N_PARTS))
+        channel = int(channel)
+        if not 0 <= channel < N_PARTS:
+            raise InputError(f"part {channel + 1} out of range 1..{N_PARTS}")
+        return [channel]
+
+    def part_level(self, channel, volume=None, expression=None, pan=None, t=None, at_sample=None):
+        """A part's CC7 volume and CC11 expression (0..127, as MIDI sends them) and pan (-1..1);
+        sounding voices of the part follow, ramped in the audio callback (no zipper noise)."""
+        parts = self._channels(channel)
+        for name, v, lo, hi in (("volume", volume, 0, 127), ("expression", expression, 0, 127), ("pan", pan, -1, 1)):
+            if v is not None and (not np.isfinite(float(v)) or not lo <= float(v) <= hi):
+                raise InputError(f"part {name} {v} out of range {lo}..{hi}")
+        if self._later(t, at_sample, lambda p: self.part_level(channel, volume, expression, pan, at_sample=p)):
+            return
+        with self.lock:
+            for c in parts:
+                part = self.parts[c]
+                part.volume = part.volume if volume is None else float(volume)
+                part.expression = part.expression if expression is None else float(expression)
+                part.pan = part.pan if pan is None else float(pan)
+            self._retarget_levels()
+        for c in parts:
+            part = self.parts[c]
+            self._settings_changed("part", {"part": c, "volume": part.volume, "expression": part.expression,
+                                            "pan": part.pan}, invalidates_cache=False)
+
+    def route_part(self, channel, part):
+        """Notes on `channel` play through `part` from now on (an MPE member channel through its
+        zone's manager, so the whole zone is one instrument); part == channel undoes it."""
+        self._channels(channel), self._channels(part)
+        self.route[int(channel)] = int(part)
+
+    @property
+    def preset(self):
+        """Part 1's preset (the instrument of a one-part performance; see `parts` for the rest)."""
+        return self.parts[0].preset
+
+    @property
+    def z(self):
+        return self.parts[0].z
+
+    @z.setter
+    def z(self, vec):
+        self._set_instrument(range(N_PARTS), None, np.asarray(vec, dtype=np.float32))
 
     def channel_attr(self, channel, name, value, t=None, at_sample=None):
         """An attribute for the voices of one channel only (MPE timbre, CC74), smoothed like the
@@ -318,10 +386,7 @@ class Engine:
             if value is None:
                 self.channel_attr_target[channel, k] = np.nan
                 return
-            value = float(value)
-            if np.isnan(self.channel_attr_target[channel, k]):  # glide from where the voice is now
-                self.channel_attr_now[channel, k] = self.attr_now[k]
-            self.channel_attr_target[channel, k] = value
+            self._part_attr(channel, k, float(value))
 
     def pitch_bend(self, channel, semitones, t=None, at_sample=None):
         semitones = float(semitones)
@@ -372,51 +437,86 @@ class Engine:
         self.attr_target[i] = value
         self._settings_changed("attr", {"name": name, "value": value})
 
-    def set_preset(self, preset, t=None, at_sample=None):
+    def set_preset(self, preset, t=None, at_sample=None, channel=None):
+        """The instrument of one part (channel 0..15) or of all (None): a preset's z, and the
+        attributes it recalls, which glide there (globally, or as that part's own attributes)."""
         names = self.model.presets
+        parts = self._channels(channel)
         try:
             index = self.model.find_preset(preset if isinstance(preset, str) else int(preset))
         except (ValueError, TypeError, OverflowError) as exc:
             raise InputError(str(exc)) from None
-        if self._later(t, at_sample, lambda p: self.set_preset(index, at_sample=p)):
+        if self._later(t, at_sample, lambda p: self.set_preset(index, at_sample=p, channel=channel)):
             return
-        self.preset = index
-        self.z = self.model.preset_z(index)
-        recalled = self.model.preset_attrs(index)
-        for name, value in recalled.items():  # glide there, smoothed like a CC
-            self.attr_target[self.model.attr_names.index(name)] = float(value)
-        self._new_instrument()
-        self._settings_changed("preset", {"index": index, "name": names[index]})
-        for name, value in recalled.items():  # subscribers' faders follow the recall
-            self._settings_changed("attr", {"name": name, "value": float(value)}, invalidates_cache=False)
+        recalled = {self.model.attr_names.index(n): float(v) for n, v in self.model.preset_attrs(index).items()}
+        with self.lock:
+            self._set_instrument(parts, index, self.model.preset_z(index))
+            for k, value in recalled.items():
+                if channel is None:  # every part: the global attributes, no part keeps its own
+                    self.attr_target[k] = value
+                    self.channel_attr_target[:, k] = np.nan
+                else:
+                    self._part_attr(channel, k, value)
+        if channel is None:
+            self._settings_changed("preset", {"index": index, "name": names[index]})
+            for k, value in recalled.items():  # subscribers' faders follow the recall
+                self._settings_changed("attr", {"name": self.model.attr_names[k], "value": value},
+                                       invalidates_cache=False)
+        else:
+            self._settings_changed("part", {"part": channel, "preset": index, "name": names[index]})
 
-    def program_change(self, program, t=None, at_sample=None):
-        """MIDI program change: the preset of that GM program or of its family (Model.preset_for_program)."""
+    def program_change(self, program, t=None, at_sample=None, channel=None):
+        """MIDI program change on a part (None: all): the preset of that GM program or of its
+        family (Model.preset_for_program)."""
         program = int(program)
         index = self.model.preset_for_program(program) if 0 <= program <= 127 else None
         if index is None:
             raise InputError(f"program {program}: no preset for it (presets: {', '.join(self.model.presets) or 'none'})")
-        self.set_preset(index, t=t, at_sample=at_sample)
+        self.set_preset(index, t=t, at_sample=at_sample, channel=channel)
 
-    def set_z(self, z, t=None, at_sample=None):
+    def set_z(self, z, t=None, at_sample=None, channel=None):
         if isinstance(z, (int, np.integer)):
             vec = seed_z(int(z), self.model.z_size)
         else:
             vec = np.asarray(z, dtype=np.float32).reshape(-1)
             if vec.size != self.model.z_size or not np.all(np.isfinite(vec)):
                 raise InputError(f"z needs {self.model.z_size} finite numbers or one integer seed, got {vec.size}")
-        if self._later(t, at_sample, lambda p: self.set_z(vec, at_sample=p)):
+        parts = self._channels(channel)
+        if self._later(t, at_sample, lambda p: self.set_z(vec, at_sample=p, channel=channel)):
             return
-        self.z = vec
-        self.preset = None
-        self._new_instrument()
-        self._settings_changed("z", {"values": [float(x) for x in vec]})
-        self._settings_changed("preset", {"index": -1, "name": "(custom z)"}, invalidates_cache=False)
+        with self.lock:
+            self._set_instrument(parts, None, vec)
+        if channel is None:
+            self._settings_changed("z", {"values": [float(x) for x in vec]})
+            self._settings_changed("preset", {"index": -1, "name": "(custom z)"}, invalidates_cache=False)
+        else:
+            self._settings_changed("part", {"part": channel, "preset": -1, "name": "(custom z)"})
 
-    def _new_instrument(self):
-        """z changed: no note may start from the old cache, and the new one is built at once."""
+    def _set_instrument(self, parts, preset, z):
+        """Give `parts` a new instrument. A preset's is keyed by its index (parts on one preset share
+        an attack cache); a custom z gets a new key, so no cache built for another z is ever used."""
+        if preset is None:
+            self.instrument_serial += 1
+            key = ("z", self.instrument_serial)
+        else:
+            key = ("preset", preset)
+        for c in parts:
+            part = self.parts[c]
+            part.preset, part.z, part.instrument = preset, z.copy(), key
         self.z_version += 1
         self.z_changed_at = time.monotonic()
+        self.wake.set()
+
+    def _part_attr(self, channel, k, value):
+        """Part `channel`'s own value of attribute k, glided to from where the part is now."""
+        if np.isnan(self.channel_attr_target[channel, k]):
+            self.channel_attr_now[channel, k] = self.attr_now[k]
+        self.channel_attr_target[channel, k] = value
+
+    def part_attrs(self, channel) -> np.ndarray:
+        """The attribute targets a part plays with: its own where it has them, else the global ones."""
+        own = self.channel_attr_target[channel]
+        return np.where(np.isnan(own), self.attr_target, own)
 
     def set_tokens(self, tokens, note_id=None):
         toks = [int(x) for x in tokens]
@@ -434,9 +534,12 @@ class Engine:
         raise InputError(f"no sounding note with id {note_id}")
 
     def panic(self):
+        """All sound off; every channel's controllers and every part's level and pan reset (the
+        parts keep their instruments)."""
         self.all_sound_off()
         for ch in range(16):
             self.reset_controllers(ch)
+        self.part_level(None, volume=100, expression=127, pan=0.0)
 
     def add_listener(self, callback):
         self.listeners.append(callback)
@@ -468,6 +571,9 @@ class Engine:
             "sample_rate": self.sample_rate, "block_size": self.block_size,
             "latency_ms": round(1000 * (self.clock.latency + self.block_size) / self.sample_rate, 2),
             "preset": self.preset, "model": self.model.name,
+            "parts": [{"part": c + 1, "preset": -1 if p.preset is None else p.preset, "volume": p.volume,
+                       "expression": p.expression, "pan": p.pan} for c, p in enumerate(self.parts)],
+            "cached_instruments": len(self.caches),
             "attrs": {n: round(float(v), 4) for n, v in zip(self.model.attr_names, self.attr_target)},
             "notes": self.counters["notes"], "steals": self.counters["steals"],
             "cache_hits": self.counters["cache_hits"], "out_of_range": self.counters["out_of_range"],
@@ -476,7 +582,8 @@ class Engine:
 
     # ------------------------------------------------------------ audio callback
     def process(self, out: np.ndarray, now: float | None = None):
-        """Audio thread: fill out [n] (mono float32) for the block starting at `samples_out`."""
+        """Audio thread: fill out [n] (mono) or [n, 2] (stereo, parts panned) float32 for the block
+        starting at `samples_out`."""
         t0 = time.perf_counter()
         first = self.samples_out
         n = out.shape[0]
@@ -491,7 +598,8 @@ class Engine:
             else:  # ramp towards the target inside this block
                 step = np.copysign(min(self.volume_step * n, abs(self.volume_target - self.volume)),
                                    self.volume_target - self.volume)
-                out *= np.linspace(self.volume, self.volume + step, n, dtype=np.float32)
+                ramp = np.linspace(self.volume, self.volume + step, n, dtype=np.float32)
+                out *= ramp if out.ndim == 1 else ramp[:, None]
                 self.volume += step
             np.clip(out, -1.0, 1.0, out=out)
             peak = float(np.abs(out).max()) if n else 0.0
@@ -509,7 +617,7 @@ class Engine:
         """Warm up (model, attack cache) before returning, then keep voices rendered ahead."""
         if self.running:
             return
-        if self.use_cache and self.cache_version != self.settings_version:
+        if self.use_cache:
             self.build_attack_cache()
         self.running = True
         self.thread = threading.Thread(target=self._render_loop, name="vqsynth-render", daemon=True)
@@ -537,8 +645,8 @@ class Engine:
                     logging.getLogger("vqsynth.engine").exception("render step failed (counted; logged once)")
                 did = False
             if not did:
-                if builder is None and self._cache_wanted():
-                    builder = self._cache_builder()
+                if builder is None and (key := self._cache_wanted(time.monotonic())) is not None:
+                    builder = self._cache_builder(key)
                 if builder is not None and time.perf_counter() >= build_resume:
                     # one chunk, then as long again for the other threads (OSC, MIDI); the voices
                     # are served in that pause (waiting it out here starved 16 held voices after
@@ -582,15 +690,22 @@ class Engine:
             tokens = np.array([[self._next_token(i)] for i in run], dtype=np.int64)
             pitch = np.array([s.notes[i].pitch for i in run], dtype=np.float32)
             f0 = midi_to_hz(np.array([s.notes[i].pitch + self.bend[s.notes[i].channel] for i in need]))[:, None]
-            self.attr_now += self.attr_smoothing * (self.attr_target - self.attr_now)
+            # attributes glide in time, not per step: a voice hears the same glide whatever else plays
+            frames_passed = max(now_sample - self.smoothed_at, 0) / self.hop
+            self.smoothed_at = max(now_sample, self.smoothed_at)
+            rate = 1.0 - (1.0 - self.attr_smoothing) ** frames_passed
+            self.attr_now += rate * (self.attr_target - self.attr_now)
             attrs = np.repeat(self.attr_now[None], len(run), 0)
             own = ~np.isnan(self.channel_attr_target)
-            if own.any():  # per-channel attributes (MPE): smoothed once per step, applied per voice
+            if own.any():  # a part's own attributes, then an MPE member channel's: smoothed once per step
                 tgt = np.where(own, self.channel_attr_target, self.channel_attr_now)
-                self.channel_attr_now += self.attr_smoothing * (tgt - self.channel_attr_now)
+                self.channel_attr_now += rate * (tgt - self.channel_attr_now)
                 for k, i in enumerate(run):
                     c = s.notes[i].channel
-                    attrs[k] = np.where(own[c], self.channel_attr_now[c], attrs[k])
+                    p = self.route[c]
+                    attrs[k] = np.where(own[p], self.channel_attr_now[p], attrs[k])
+                    if c != p:
+                        attrs[k] = np.where(own[c], self.channel_attr_now[c], attrs[k])
             state = self.gen_state[sel]
             z = self.slot_z[run]
         if run:
@@ -625,6 +740,8 @@ class Engine:
 
     def _apply_pending(self, i):
         kind, arg = self.pending.pop(i, (None, None))
+        if kind is not None:
+            self.synth.seed_notes([i], [self.slots.notes[i].key])
         if kind == "bent":  # cached frames follow; the model resumes from the state after them
             self.synth.reset(np.array([i]), np.array([arg[0]]))
             self.gen_state[i] = arg[1]
@@ -650,9 +767,10 @@ class Engine:
 
     # ------------------------------------------------------------ attack cache
     def _cached_attack(self, pitch, velocity, channel, note):
-        """(audio, frames, (gen_state, synth_snapshot, token_writer)) from the attack cache, or None.
+        """(audio, frames, (gen_state, synth_snapshot, token_writer)) from the attack cache of the
+        note's part's instrument, or None.
 
-        The cache serves the instrument (z) it was built for, even while attributes move (by up
+        A cache serves the instrument (z) it was built for, even while attributes move (by up
         to STALE_ATTRS since its build): a performer sweeping a CC keeps hearing notes at once,
         their first frames made with the attributes of the last rebuild (which follows within
         50 ms of the sweep settling, or 2 s into it), the rest rendered live with the current
@@ -662,46 +780,65 @@ class Engine:
         true fundamental frame by frame instead of running the model (not here, where the caller
         may be the audio callback: 0.8 ms per note there starved the OSC thread of the GIL in a
         MIDI storm). Such a note starts at the render thread's next step (~1 ms)."""
-        c = self.cache
-        if c is None or c["z_version"] != self.z_version or note.fixed_tokens:
+        part = self.route[channel]
+        c = self.caches.get(self.parts[part].instrument)
+        if c is None or note.fixed_tokens:
             return None
-        if np.abs(c["attrs"] - self.attr_target).max() > STALE_ATTRS:
+        if np.abs(c["attrs"] - self.part_attrs(part)).max() > STALE_ATTRS:
             return None  # too far from what it was built for (an OSC storm of random values)
-        key = (int(round(pitch)), self.model.prior.bucket(velocity))
-        entry = c["entries"].get(key)
-        if entry is None:
-            return None
-        return entry
+        return c["entries"].get((int(round(pitch)), self.model.prior.bucket(velocity)))
 
-    def _cache_wanted(self) -> bool:
-        """Rebuild now? 20 ms after a new instrument, whose notes cannot use the old cache, even
-        while attributes keep moving (a performer who changes program with a hand on the mod
-        wheel); else once the settings rest for 50 ms, or every 2 s while a sweep goes on, so the
-        cache follows a CC that never stops. A rebuild costs ~0.3 s of one core (88 pitches x 3
-        velocities) and is paced at half duty, so a storm of changes cannot starve the OSC and
-        MIDI threads of the GIL (the 10k OSC/s flood: 2,800 handled of 40,000 without both rules)."""
-        if not self.use_cache or self.cache_version == self.settings_version:
-            return False
-        now = time.monotonic()
-        if self.cache is None or self.cache["z_version"] != self.z_version:
-            return now - self.z_changed_at > 0.02
-        return now - self.settings_changed_at > 0.05 or now - self.cache["built_at"] > 2.0
+    def _instruments(self) -> dict:
+        """Instrument key -> (z, attribute targets) of each instrument a part plays: at most one per
+        part, so 16 caches at most (a GM file uses a few; each costs one build, ~2 MB)."""
+        out = {}
+        for p in sorted(set(self.route)):
+            part = self.parts[p]
+            out.setdefault(part.instrument, (part.z, self.part_attrs(p)))
+        return out
+
+    def _cache_wanted(self, now: float | None = None):
+        """The key of the instrument whose cache to (re)build now, or None. A missing one 20 ms
+        after the instrument changed, even while attributes keep moving (a performer who changes
+        program with a hand on the mod wheel); a stale one once the settings rest for 50 ms, or
+        every 2 s while a sweep goes on, so the cache follows a CC that never stops. A rebuild
+        costs ~0.3 s of one core (88 pitches x 3 velocities) and is paced at half duty, so a storm
+        of changes cannot starve the OSC and MIDI threads of the GIL (the 10k OSC/s flood: 2,800
+        handled of 40,000 without both rules). Caches of instruments no part plays are dropped.
+        now=None: no waiting (offline, start-up)."""
+        if not self.use_cache:
+            return None
+        wanted = self._instruments()
+        for key in [k for k in self.caches if k not in wanted]:
+            del self.caches[key]
+        for key, (_, attrs) in wanted.items():
+            c = self.caches.get(key)
+            if c is None:
+                if now is None or now - self.z_changed_at > 0.02:
+                    return key
+            elif np.abs(c["attrs"] - attrs).max() > 1e-6:
+                if now is None or now - self.settings_changed_at > 0.05 or now - c["built_at"] > 2.0:
+                    return key
+        return None
 
     def build_attack_cache(self):
-        """Render the first `attack_frames` of every pitch x velocity bucket for the current settings."""
-        for _ in self._cache_builder():
-            pass
+        """Build every missing or stale instrument's cache now (start-up, offline renders)."""
+        built = set()
+        while (key := self._cache_wanted()) is not None and key not in built:
+            for _ in self._cache_builder(key):
+                pass
+            built.add(key)
 
-    def _cache_builder(self, chunk: int = 4):
+    def _cache_builder(self, key, chunk: int = 4):
         """Build the cache in chunks (a generator), so the render thread can serve voices in between.
 
         A chunk of 4 attacks takes ~4 ms here, well inside the voices' lead, so playing voices do
-        not run dry while the cache is rebuilt. A build is dropped only if the instrument (z)
-        changed meanwhile; attributes that moved only mark it for the next rebuild."""
-        version, z_version = self.settings_version, self.z_version
+        not run dry while the cache is rebuilt. A build is dropped only if no part plays its
+        instrument any more; attributes that moved meanwhile only mark it for the next rebuild."""
+        z, attr_target = self._instruments()[key]
+        z, attr_target = z.copy(), attr_target.copy()
         lo, hi = self.model.pitch_range
         pitches = list(range(lo, hi + 1))
-        z, attr_target = self.z.copy(), self.attr_target.copy()
         keys = [(p, self.model.prior.bucket(v), v) for p in pitches for v in CACHE_VELOCITIES]
         entries = {}
         for c0 in range(0, len(keys), chunk):
@@ -722,8 +859,7 @@ class Engine:
                 if np.isfinite(audio[k]).all():  # a NaN attack is left out: that note renders (and is checked) live
                     entries[(p, b)] = (audio[k], frames[k].copy(),
                                        (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
-            if z_version != self.z_version:
-                return  # another instrument now: this cache would play the wrong one
+            if key not in self._instruments():
+                return  # no part plays this instrument any more
             yield
-        self.cache = {"entries": entries, "z_version": z_version, "built_at": time.monotonic(), "attrs": attr_target}
-        self.cache_version = version
+        self.caches[key] = {"entries": entries, "built_at": time.monotonic(), "attrs": attr_target}

@@ -11,16 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def render(engine, events, seconds: float, tail: float = 1.0):
+def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1):
     """events: list of (time_s, function) where function(t) calls the engine with arrival stamp t.
 
-    Returns mono float32 audio at the engine's sample rate, `seconds + tail` long, with the
+    Returns float32 audio at the engine's sample rate, [samples] mono or [samples, 2] stereo
+    (channels=2: each part at its pan), `seconds + tail` long, with the
     engine's constant latency taken off so an event at time t sounds at sample t * rate.
     """
     sr, n = engine.sample_rate, engine.block_size
     lat = engine.clock.latency
     total = int(round((seconds + tail) * sr)) + lat
-    out = np.zeros(total + n, dtype=np.float32)
+    out = np.zeros((total + n, 2) if channels == 2 else total + n, dtype=np.float32)
     events = sorted(events, key=lambda e: e[0])
     k = 0
     engine.samples_out = 0

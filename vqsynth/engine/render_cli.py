@@ -87,7 +87,7 @@ def run(args):
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     events, length = midi_events(midi, controller)
     t0 = time.perf_counter()
-    audio = render(engine, events, length, tail=args.tail)
+    audio = render(engine, events, length, tail=args.tail, channels=2)
     took = time.perf_counter() - t0
     sf.write(args.output, audio, engine.sample_rate)  # the format's default: 16-bit WAV/FLAC, Vorbis OGG
     seconds = audio.shape[0] / engine.sample_rate

@@ -1,5 +1,6 @@
 """An instrument's state in a file (Surge XT's patches, for an installation's reboot): which
-preset, its z, every attribute and the volume. JSON, written whole or not at all.
+preset, its z, every attribute and the volume, and each of the 16 parts' preset, volume,
+expression and pan (a part on a custom z keeps part 1's). JSON, written whole or not at all.
 
 `serve --state FILE` recalls it at start when it exists and saves it at a clean stop; OSC
 `/vqsynth/state/save` and `/vqsynth/state/load` save and recall it while running (saving only
@@ -18,7 +19,8 @@ def snapshot(engine) -> dict:
     s = engine.status()
     return {"format": FORMAT, "model": engine.model.name, "preset": s["preset"],
             "preset_name": engine.model.presets[s["preset"]] if s["preset"] is not None else None,
-            "z": [round(float(x), 6) for x in engine.z], "attrs": s["attrs"], "volume": s["volume"]}
+            "z": [round(float(x), 6) for x in engine.z], "attrs": s["attrs"], "volume": s["volume"],
+            "parts": [{k: p[k] for k in ("preset", "volume", "expression", "pan")} for p in s["parts"]]}
 
 
 def save(path, engine) -> Path:
@@ -45,6 +47,11 @@ def load(path, engine) -> dict:
             engine.set_attr(name, float(value))
         if "volume" in state:
             engine.set_volume(float(state["volume"]))
+        for c, part in enumerate(list(state.get("parts", []))[:16]):
+            if int(part["preset"]) >= 0 and int(part["preset"]) != state.get("preset"):
+                engine.set_preset(int(part["preset"]), channel=c)
+            engine.part_level(c, volume=float(part["volume"]), expression=float(part["expression"]),
+                              pan=float(part["pan"]))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such state file") from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:

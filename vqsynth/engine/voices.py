@@ -27,6 +27,7 @@ class Note:
     fixed_tokens: list = field(default_factory=list)  # a drawn envelope (OSC /tokens)
     done_frames: int = 0  # frames rendered after the tokens reached silence
     cached_frames: list = field(default_factory=list)  # attack frames from the cache still to play (bent notes)
+    key: tuple = ()  # (channel, n-th note on it): seeds its tokens and noise, whatever else plays
 
 
 class VoiceSlots:
@@ -41,6 +42,8 @@ class VoiceSlots:
         self.gain = np.zeros(slots, dtype=np.float32)  # velocity
         self.level = np.ones(slots, dtype=np.float32)  # expression (MPE pressure), as applied now
         self.level_target = np.ones(slots, dtype=np.float32)  # ... and where it ramps to
+        self.pan = np.full((slots, 2), np.sqrt(0.5), dtype=np.float32)  # (left, right) gains as applied now
+        self.pan_target = self.pan.copy()  # ... and where they ramp to (the part's pan)
         self.active = np.zeros(slots, dtype=bool)
         self.generation = np.zeros(slots, dtype=np.int64)  # bumps when a slot gets a new note
         self.notes: list[Note | None] = [None] * slots
@@ -64,14 +67,17 @@ class VoiceSlots:
         self.end[slot] = r + n
 
     def mix_into(self, out: np.ndarray, first_sample: int) -> tuple[int, int]:
-        """Audio thread: add every active slot's next samples into out [n]; returns (starved, late):
+        """Audio thread: add every active slot's next samples into out [n] (mono: pan ignored) or
+        [n, 2] (stereo: each voice at its part's equal-power pan); returns (starved, late):
         sounding voices that ran dry, and voices due to start in this block with nothing yet.
 
         A voice that has not been rendered far enough plays what it has and resumes later
         (a gap, counted), rather than skipping ahead. A note still waiting for its first frame
         (no cached attack) is not a gap, it is late: counted once per block it makes the output wait.
+        Level and pan moves ramp across the block: full scale in ~8 blocks (21 ms at 128).
         """
         n = out.shape[0]
+        stereo = out.ndim == 2
         starved = late = 0
         for s in np.flatnonzero(self.active):
             r = int(self.read[s])
@@ -89,17 +95,28 @@ class VoiceSlots:
                     late += 1
             i = r % self.size
             first = min(take, self.size - i)
+            voice = np.empty(take, dtype=np.float32)
+            voice[:first] = self.ring[s, i:i + first]
+            voice[first:] = self.ring[s, :take - first]
             lv, to = self.level[s], self.level_target[s]
             if lv == to:
-                ga = gb = self.gain[s] * lv
-            else:  # ramp the expression level across this block: full scale in ~8 blocks (21 ms at 128)
+                voice *= self.gain[s] * lv
+            else:
                 to = to if abs(to - lv) <= 0.125 else lv + np.copysign(0.125, to - lv)
-                ramp = self.gain[s] * np.linspace(lv, to, take, endpoint=False, dtype=np.float32)
-                ga, gb = ramp[:first], ramp[first:]
+                voice *= self.gain[s] * np.linspace(lv, to, take, endpoint=False, dtype=np.float32)
                 self.level[s] = to
-            out[offset:offset + first] += self.ring[s, i:i + first] * ga
-            if first < take:
-                out[offset + first:offset + take] += self.ring[s, :take - first] * gb
+            dest = out[offset:offset + take]
+            if not stereo:
+                dest += voice
+            else:
+                pan, pan_to = self.pan[s], self.pan_target[s]
+                if np.array_equal(pan, pan_to):
+                    dest += voice[:, None] * pan[None, :]
+                else:
+                    step = np.clip(pan_to - pan, -0.125, 0.125)
+                    ramp = np.linspace(0.0, 1.0, take, endpoint=False, dtype=np.float32)[:, None]
+                    dest += voice[:, None] * (pan[None, :] + ramp * step[None, :])
+                    self.pan[s] = pan + step
             self.read[s] = r + take
             if end >= 0 and r + take >= end:
                 self.active[s] = False

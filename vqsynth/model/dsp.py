@@ -88,8 +88,10 @@ def noise_gains(bands, n_fft, sample_rate, band_limit_hz):
     return gains
 
 
-def noise_block(bands, tail, n, sample_rate, band_limit_hz, rng):
-    """Render n samples of band-shaped noise for V voices; `tail` [V,n] is the overlap-add state.
+def noise_block(bands, tail, n, sample_rate, band_limit_hz, rngs):
+    """Render n samples of band-shaped noise for V voices, each from its own generator in `rngs`
+    (so a voice's noise does not depend on which other voices sound); `tail` [V,n] is the
+    overlap-add state.
 
     Returns (audio [V,n], new tail [V,n]). All bands at 1 give unit-RMS noise over 0..band_limit_hz
     at any sample rate (same power per Hz as at the model's own rate).
@@ -97,7 +99,9 @@ def noise_block(bands, tail, n, sample_rate, band_limit_hz, rng):
     V = bands.shape[0]
     n_fft = 2 * n
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann sums to 1 at hop n
-    white = rng.standard_normal((V, n_fft)).astype(np.float32)
+    white = np.empty((V, n_fft), dtype=np.float32)
+    for v, rng in enumerate(rngs):
+        white[v] = rng.standard_normal(n_fft, dtype=np.float32)
     spectrum = np.fft.rfft(white * window, axis=1) * noise_gains(bands, n_fft, sample_rate, band_limit_hz)
     grain = np.fft.irfft(spectrum, n=n_fft, axis=1).astype(np.float32) * np.float32(np.sqrt(4.0 / 3.0 * sample_rate / (2.0 * band_limit_hz)))
     out = tail + grain[:, :n]
@@ -110,13 +114,20 @@ class VoiceSynth:
     def __init__(self, slots, n_harmonics, n_noise, sample_rate, hop, band_limit_hz, seed=0):
         self.H, self.Nb = n_harmonics, n_noise
         self.sample_rate, self.hop, self.band_limit_hz = sample_rate, hop, band_limit_hz
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.rngs = [np.random.default_rng((seed, i)) for i in range(slots)]  # a note's own noise
         self.phase = np.zeros(slots)
         self.f0 = np.full(slots, 440.0)
         self.amps = np.zeros((slots, n_harmonics), dtype=np.float32)
         self.noise = np.zeros((slots, n_noise), dtype=np.float32)
         self.tail = np.zeros((slots, hop), dtype=np.float32)
         self.fresh = np.zeros(slots, dtype=bool)  # next frame is a note's first: no ramp into it
+
+    def seed_notes(self, slots, keys):
+        """Each note's noise from its own key (a tuple of ints), so what a voice sounds like does
+        not depend on which other voices sound or which slot it got."""
+        for i, key in zip(slots, keys):
+            self.rngs[i] = np.random.default_rng((self.seed, *key))
 
     def reset(self, slots, f0):
         """Start fresh notes in `slots` (index array) at fundamental f0 [len(slots)] Hz."""
@@ -141,7 +152,8 @@ class VoiceSynth:
                 a_prev = np.where(fresh[:, None], a_next, a_prev)
             h, phase = harmonic_block(phase, f_prev, f0[:, t], a_prev, a_next, self.hop,
                                       self.sample_rate, self.band_limit_hz)
-            z, tail = noise_block(noise[:, t], tail, self.hop, self.sample_rate, self.band_limit_hz, self.rng)
+            z, tail = noise_block(noise[:, t], tail, self.hop, self.sample_rate, self.band_limit_hz,
+                                  [self.rngs[i] for i in slots])
             out[:, t * self.hop:(t + 1) * self.hop] = h + z
             f_prev, a_prev, n_prev = f0[:, t], a_next, noise[:, t]
         self.phase[slots], self.f0[slots] = phase, f_prev
