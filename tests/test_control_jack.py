@@ -73,3 +73,49 @@ def test_no_jack_server_is_a_clear_message(monkeypatch):
     if not os.path.exists("/dev/snd/seq"):  # this rig: neither API works, and both are named
         with pytest.raises(MidiUnavailable, match="alsa: the ALSA sequencer is missing.*jack: no JACK server"):
             pick_api()
+
+
+def _burst(n, port):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sender = Path(__file__).with_name("jack_burst.py")
+    done = subprocess.run([sys.executable, str(sender), str(n), port], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+@pytest.fixture
+def jack_engine(jack_server, test_model):
+    from vqsynth.engine.backends import JackBackend
+    from vqsynth.engine.engine import Engine
+
+    engine = Engine(test_model, sample_rate=48000, block_size=128)
+    controller = MidiController(engine)
+    backend = JackBackend(engine, controller=controller, connect=False)
+    engine.start()
+    backend.start()
+    yield engine, controller, f"{backend.client.name}:midi_in"
+    backend.stop()
+    engine.stop()
+
+
+def test_a_jack_midi_burst_of_200_events_in_one_period_is_handled_whole(jack_engine):
+    """Handling each event inside the JACK callback took longer than a period, and the sender's
+    next cycle overwrote the rest: 4 to 11 of 200 arrived, and the notes hung."""
+    engine, controller, port = jack_engine
+    assert _burst(200, port) == 200
+    assert wait_until(lambda: controller.counters["messages"] == 200, timeout=5.0), controller.counters
+    assert wait_until(lambda: engine.status()["voices"] == 0, timeout=5.0)  # every note-off arrived too
+
+
+def test_jack_midi_events_beyond_the_queue_are_counted_lost(jack_engine, monkeypatch):
+    import vqsynth.engine.backends as backends
+
+    engine, controller, port = jack_engine
+    monkeypatch.setattr(backends, "MIDI_QUEUE", 16)
+    with controller._lock:  # the handler held up (a GC pause) while the burst arrives
+        sent = _burst(200, port)
+    assert wait_until(lambda: controller.counters["messages"] + engine.counters["midi_lost"] == sent, timeout=5.0)
+    assert engine.counters["midi_lost"] > 0, (controller.counters, engine.counters["midi_lost"])

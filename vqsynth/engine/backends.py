@@ -1,8 +1,9 @@
 """Audio backends: where the engine's blocks go.
 
 - `sounddevice`: PortAudio (ALSA, JACK, CoreAudio, WASAPI, ...), the real thing;
-- `jack`: a native JACK client whose process callback also reads a JACK MIDI port, so each
-  note lands at the exact frame it was sent for, with no MIDI thread in between;
+- `jack`: a native JACK client whose process callback also reads a JACK MIDI port: it copies
+  each event's bytes out with its frame and a handler thread plays it one period later at that
+  very frame (constant latency, no jitter), so a burst cannot outlast the period;
 - `null`: a thread paced in real time, for headless machines and tests;
 - `file`: the null backend plus a recording (the WAV is the point).
 `--record out.wav` works with any of them: the callback copies each block into a preallocated
@@ -11,6 +12,7 @@ ring and a writer thread drains it to disk, so the audio thread never touches th
 
 from __future__ import annotations
 
+import queue
 import re
 import threading
 import time
@@ -20,6 +22,7 @@ import numpy as np
 from vqsynth.engine.errors import AudioError
 
 BACKENDS = ("sounddevice", "jack", "null", "file")
+MIDI_QUEUE = 8192  # JACK MIDI events waiting for the handler thread; more in a burst are counted lost
 
 
 class Recorder:
@@ -299,6 +302,8 @@ class JackBackend(Backend):
         self.connections: set = set()  # (our port's short name, the other port's full name)
         self.missing: set = set()  # connections whose other port disappeared: restored if it returns
         self._next_try, self._told = 0.0, False
+        self.midi_events: queue.SimpleQueue = queue.SimpleQueue()  # (frame, bytes) from the callback
+        self.midi_thread = None
         self._setup(self.client)
 
     def _setup(self, client):
@@ -319,8 +324,17 @@ class JackBackend(Backend):
         try:
             if self.midi_in is not None:
                 first = self.engine.samples_out
-                for offset, data in self.midi_in.incoming_midi_events():  # malformed ones: counted there
-                    self.controller.handle_bytes(bytes(data), self.engine.clock.time_of(first + offset))
+                lost = self.midi_in.lost_midi_events  # JACK's own count: a burst that overflowed the
+                if lost:                              # period's buffer (notes that would hang unseen)
+                    self.engine.counters["midi_lost"] += lost
+                # copy the bytes out and hand them on: handling 100 note-ons here took longer than a
+                # period, and the sender's next cycle overwrote the rest (6 of 100 arrived, 0 of 1000)
+                due = first + frames
+                for offset, data in self.midi_in.incoming_midi_events():
+                    if self.midi_events.qsize() < MIDI_QUEUE:
+                        self.midi_events.put((due + offset, bytes(data)))
+                    else:
+                        self.engine.counters["midi_lost"] += 1
             out = self._fill(frames)
             for i, port in enumerate(self.outs):  # out_1 left, out_2 right (more ports: the pair again)
                 port.get_array()[:] = out if out.ndim == 1 else out[:, i % 2]
@@ -333,7 +347,17 @@ class JackBackend(Backend):
             self.engine.counters["late_callbacks"] += 1
             self.engine.counters["late_callbacks_entered_late"] += waited
 
+    def _handle_midi(self):
+        """The JACK MIDI handler thread: each event at its frame, one period after the one it was
+        sent in (a constant latency, no jitter; a cached attack sounds on that very frame)."""
+        while (item := self.midi_events.get()) is not None:
+            pos, data = item
+            self.controller.handle_bytes(data, self.engine.clock.time_of(pos))  # malformed: counted there
+
     def start(self):
+        if self.midi_in is not None and self.midi_thread is None:
+            self.midi_thread = threading.Thread(target=self._handle_midi, name="vqsynth-jack-midi", daemon=True)
+            self.midi_thread.start()
         self.client.activate()
         if self.connect:
             self._connect_physical()
@@ -352,6 +376,10 @@ class JackBackend(Backend):
             self.client.deactivate(ignore_errors=True)
             self.client.close(ignore_errors=True)
         finally:
+            if self.midi_thread is not None:
+                self.midi_events.put(None)
+                self.midi_thread.join(timeout=2.0)
+                self.midi_thread = None
             self.close()
 
     # ------------------------------------------------ the server going away and coming back

@@ -112,7 +112,8 @@ class Engine:
         # counters and meters
         self.counters = dict(underruns=0, late_callbacks=0, late_callbacks_entered_late=0, starved=0, late_blocks=0,
                              uncached_notes=0, notes=0, steals=0, cache_hits=0, scheduled_refused=0,
-                             out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0)
+                             out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0,
+                             midi_lost=0)
         self.level_db = -120.0
         self.callback_load = 0.0
         self.render_load = 0.0

@@ -151,7 +151,7 @@ def run(args):
         sys.setswitchinterval(args.gil_switch_ms / 1000.0)
         backend.start()
         if args.audio == "jack" and not args.no_midi:
-            midi = None  # the JACK client reads its own MIDI port, inside the audio callback
+            midi = None  # the JACK client reads its own MIDI port (backends.JackBackend)
         elif not args.no_midi:
             try:
                 midi = MidiInput(controller, virtual=args.virtual_port, ports=args.midi_port, api=args.midi_api).start()
