@@ -376,3 +376,56 @@ def test_a_full_scheduler_refuses_and_counts(test_model, monkeypatch):
     finally:
         backend.stop()
         e.stop()
+
+
+def test_the_audio_callback_allocates_no_block_and_waits_on_no_lock(test_model):
+    """16 voices, stereo, a pan and a volume moving: the mix writes into buffers made beforehand
+    (before: 35 KB a 1024-frame block), and it takes no lock a control thread holds."""
+    import threading
+    import tracemalloc
+
+    block = 1024
+    e = Engine(test_model, sample_rate=SR, block_size=block, polyphony=16)
+    e.build_attack_cache()
+    for k in range(16):
+        e.note_on(50 + k, 100, channel=k % 3, at_sample=0)
+    out = np.zeros((block, 2), dtype=np.float32)
+    for b in range(4):
+        while e.render_step(b * block):
+            pass
+        e.process(out)
+    e.part_level(1, pan=-0.7)
+    e.set_volume(0.2, smooth_ms=500.0)
+    tracemalloc.start()
+    try:
+        peaks = []
+        for b in range(4, 12):
+            while e.render_step(b * block):
+                pass
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            e.process(out)
+            peaks.append(tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    assert e.status()["voices"] == 16 and np.abs(out).max() > 0
+    assert max(peaks) < block * 4, peaks  # less than one mono block of float32: no array was made
+
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock():
+        with e.lock:
+            held.set()
+            release.wait(10.0)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(5.0)
+    mixer = threading.Thread(target=e.process, args=(out,))
+    mixer.start()
+    mixer.join(5.0)
+    finished = not mixer.is_alive()
+    release.set()
+    holder.join()
+    assert finished  # the callback mixed a block while a control thread held the engine's lock

@@ -68,7 +68,7 @@ class Engine:
         self.seed = seed
         self.lock = threading.Lock()
         self.wake = threading.Event()
-        self.slots = VoiceSlots(polyphony, ring_size=max(8 * self.hop, 4 * self.lead))
+        self.slots = VoiceSlots(polyphony, ring_size=max(8 * self.hop, 4 * self.lead), block_size=block_size)
         self.synth = VoiceSynth(polyphony, model.n_harmonics, model.n_noise, sample_rate, self.hop,
                                 model.band_limit_hz, seed)
         self.gen_state = model.initial_state(polyphony)
@@ -596,14 +596,19 @@ class Engine:
             self.counters["late_blocks"] += late
             if self.volume == self.volume_target:
                 out *= self.volume
-            else:  # ramp towards the target inside this block
-                step = np.copysign(min(self.volume_step * n, abs(self.volume_target - self.volume)),
-                                   self.volume_target - self.volume)
-                ramp = np.linspace(self.volume, self.volume + step, n, dtype=np.float32)
-                out *= ramp if out.ndim == 1 else ramp[:, None]
+            else:  # ramp towards the target inside this block (the slots' ramp buffer, no allocation)
+                move = min(self.volume_step * n, abs(self.volume_target - self.volume))
+                step = move if self.volume_target > self.volume else -move
+                ramp = self.slots.ramp[:n]
+                self.slots._line(ramp, self.volume, step / max(n - 1, 1))
+                if out.ndim == 1:
+                    out *= ramp
+                else:
+                    for c in range(out.shape[1]):
+                        out[:, c] *= ramp
                 self.volume += step
             np.clip(out, -1.0, 1.0, out=out)
-            peak = float(np.abs(out).max()) if n else 0.0
+            peak = max(float(out.max()), -float(out.min())) if n else 0.0
             self.level_db = max(20.0 * np.log10(peak + 1e-6), self.level_db - 0.3 * n / 128)
         except Exception:  # never let the callback die (sounddevice would stop calling it)
             out[:] = 0.0
