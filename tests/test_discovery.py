@@ -169,3 +169,14 @@ def test_host_info_names_no_host(served):
     _, osc, disc = served
     _, info = get(disc.port, "/?HOST_INFO")
     assert socket.gethostname() not in json.dumps(info) and str(osc.port) in info["NAME"]
+
+
+def test_oscquery_serves_only_hosts_that_may_play(served):
+    from vqsynth.control.osc_server import parse_hosts
+
+    engine, osc, disc = served
+    osc.allow_hosts = parse_hosts("198.51.100.0/24")
+    assert get(disc.port, "/")[0] == 200  # this machine always may
+    assert disc.http.verify_request(None, ("198.51.100.20", 40000))
+    assert not disc.http.verify_request(None, ("203.0.113.5", 40000))
+    assert disc.counters["refused: host not allowed"] == 1

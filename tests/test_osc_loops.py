@@ -3,6 +3,8 @@
 
 import time
 
+import numpy as np
+
 import pytest
 
 from osc_fixtures import first_reply
@@ -100,3 +102,63 @@ def test_saving_the_state_needs_the_write_permission_and_a_state_file(live, tmp_
     _, (address, args) = first_reply(live, "/vqsynth/state/load")
     assert address == "/fail" and "--state FILE" in args[1]
     assert not (tmp_path / "s.json").exists()
+
+
+def test_only_allowed_hosts_may_play_and_strangers_are_not_answered(live):
+    """`--allow-hosts 203.0.113.8/29`: a host in it plays, one outside is dropped unanswered (a
+    refusal would be traffic for a stranger) and counted; this machine always may."""
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    from vqsynth.control.osc_server import parse_hosts
+
+    b = OscMessageBuilder("/vqsynth/note/on")
+    b.add_arg(60), b.add_arg(100)
+    note = b.build().dgram
+    server = OscServer(live, host="127.0.0.1", port=0, allow_hosts=parse_hosts("203.0.113.8/29, 198.51.100.7"))
+    server.start()
+    try:
+        now, wall = time.monotonic(), time.time()
+        server.handle_packet(note, ("203.0.113.99", 5000), now, wall)  # outside the list
+        assert server.counters["hosts refused"] == 1 and live.counters["notes"] == 0
+        assert server.counters["send errors"] == 0  # nothing was sent to it
+        for host in ("203.0.113.9", "198.51.100.7", "127.0.0.1"):
+            server.handle_packet(note, (host, 5000), now, wall)
+        assert live.counters["notes"] == 3 and server.counters["hosts refused"] == 1
+    finally:
+        server.stop()
+    assert parse_hosts("") is None
+    with pytest.raises(ValueError, match="not an address or network"):
+        parse_hosts("192.168.1.0/24,my-laptop")
+
+
+def test_pushes_to_all_subscribers_together_stay_within_the_budget(server, monkeypatch):
+    """Many subscribers at the highest rate and a storm of changes: the bytes pushed in total
+    never pass the budget (plus one round), whatever they ask; an upper bound, no throughput."""
+    monkeypatch.setattr(osc_server, "PUSH_BUDGET", 4000)
+    sent = []
+    real_send = server.send
+
+    def counting_send(to, address, *args):
+        n = real_send(to, address, *args)
+        if address != "/done":
+            sent.append((time.monotonic(), n))
+        return n
+
+    monkeypatch.setattr(server, "send", counting_send)
+    probes = [OscProbe(server.port) for _ in range(8)]
+    try:
+        for p in probes:
+            p.send_message("/vqsynth/notify", [1, 100])
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 2.0:
+            server.engine.set_attr("brightness", float(np.random.random()))
+            time.sleep(0.002)
+        t1 = time.monotonic()
+    finally:
+        for p in probes:
+            p.close()
+    pushed = sum(n for t, n in sent if t0 <= t <= t1)
+    assert server.counters["pushes deferred"] > 0
+    # the bucket holds one second's budget and refills at the budget: at most 2 s x budget + a full
+    # bucket + one subscriber's round beyond it (the round that crosses zero finishes)
+    assert pushed <= 4000 * 2 + 4000 + 4000, pushed

@@ -108,6 +108,13 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
 
+    def verify_request(self, request, client_address):
+        """Only hosts that may play it (OscServer.may_play) read its description."""
+        if self.discovery.osc.may_play(client_address[0]):
+            return True
+        self.discovery.count("refused: host not allowed")
+        return False
+
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
             self.discovery.count("refused: busy")

@@ -32,12 +32,35 @@ from vqsynth.control.osc_packet import OscParseError, build, parse
 log = logging.getLogger("vqsynth.control.osc")
 
 MAX_DATAGRAM = 65535
+PUSH_BUDGET = 128 * 1024  # bytes a second of pushes to all subscribers together (16 phones at 100/s
+#                         of levels is ~50 KB/s): past it pushes wait their turn, nothing floods
+MAX_HOSTS_SEEN = 4096  # allow-list verdicts remembered
 MAX_ECHO = 256  # characters of a sender's address echoed back in /fail
 # what a server sends: answering any of these with /fail is how two servers (or one server and
 # itself) ping-pong forever, so an unknown one is counted and dropped, never answered
 PER_SENDER_QUEUED = 4096  # events one host may have waiting for their timetag (the engine holds 65,536 in all)
 REPLY_EXACT = {"/fail", "/done", "/synced", "/vqsynth/level", "/vqsynth/learned"}
 REPLY_PREFIXES = ("/vqsynth/state/",)
+
+
+def parse_hosts(text: str | None):
+    """`--allow-hosts`: comma-separated addresses or networks (192.168.1.20, 10.0.0.0/8) ->
+    networks; None or "" -> None (any host that can reach the bind address). ValueError names
+    the entry that is neither."""
+    import ipaddress
+
+    if not text:
+        return None
+    out = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"--allow-hosts: '{entry[:64]}' is not an address or network "
+                             "(like 192.168.1.20 or 192.168.1.0/24)") from None
+    return out or None
 
 
 def is_reply_address(address: str) -> bool:
@@ -81,7 +104,7 @@ class OscServer:
 
     def __init__(self, engine, controller: MidiController | None = None, host: str = "0.0.0.0",
                  port: int = 9000, max_ahead: float = 60.0, learn_file=None, files_dir=None,
-                 allow_writes: str = "local", state_file=None):
+                 allow_writes: str = "local", state_file=None, allow_hosts=None):
         self.engine = engine
         self.controller = controller or MidiController(engine)
         self.host, self.port = host, port
@@ -93,6 +116,8 @@ class OscServer:
         if allow_writes not in ("none", "local", "any"):
             raise ValueError(f"allow_writes {allow_writes!r}: none, local or any")
         self.allow_writes = allow_writes  # who may make the server change files (MIDI learn's saves)
+        self.allow_hosts = allow_hosts  # networks that may play it (None: any that reaches the bind address)
+        self._allowed: dict[str, bool] = {}  # host -> verdict, at most MAX_HOSTS_SEEN remembered
         self.counters: Counter = Counter()
         self.subscribers: dict[tuple[str, int], Subscriber] = {}
         self.state: dict[tuple, tuple[int, str, list]] = {}  # key -> (version, address, args): the latest only
@@ -197,6 +222,24 @@ class OscServer:
             return True
         return self.allow_writes == "local" and (sender[0].startswith("127.") or sender[0] in self._local)
 
+    def may_play(self, host: str) -> bool:
+        """Is `host` on the allow-list (or is there none)? This machine always may."""
+        if self.allow_hosts is None or host.startswith("127.") or host in self._local:
+            return True
+        verdict = self._allowed.get(host)
+        if verdict is None:
+            import ipaddress
+
+            try:
+                ip = ipaddress.ip_address(host)
+                verdict = any(ip in net for net in self.allow_hosts)
+            except ValueError:
+                verdict = False
+            if len(self._allowed) >= MAX_HOSTS_SEEN:  # a spoofing sender cannot grow this without bound
+                self._allowed.clear()
+            self._allowed[host] = verdict
+        return verdict
+
     def is_own(self, to) -> bool:
         """Is `to` (host, port) this server's own socket? Pushing or answering there loops."""
         host, port = to
@@ -205,6 +248,9 @@ class OscServer:
     def handle_packet(self, dgram: bytes, sender, now: float, wall: float):
         """Parse one datagram and dispatch its messages in order; `now`/`wall`: arrival times."""
         self.counters["packets"] += 1
+        if not self.may_play(sender[0]):  # not answered: a refusal would be traffic for a stranger
+            self._count("hosts refused", f"{sender[0]}: not in --allow-hosts (dropped, never answered)")
+            return
         if self.is_own(sender):
             self._count("own packets", "a datagram from this server's own port (dropped, never answered)")
             return
@@ -287,19 +333,22 @@ class OscServer:
                        f"mapped to {binding.target}"), {}
 
     # ------------------------------------------------------------ sending
-    def send(self, to, address: str, *args):
+    def send(self, to, address: str, *args) -> int:
+        """Send one message; returns the bytes sent (0: not sent, counted)."""
         try:
             dgram = build(address, *args)
         except Exception as exc:  # python-osc's BuildError: a value OSC cannot carry
             self._count("send errors", f"cannot build {address}: {exc}")
-            return
+            return 0
         sock = self.sock  # None once stopped: a late reply (a learn that timed out at shutdown) is dropped
         if sock is None:
-            return
+            return 0
         try:
             sock.sendto(dgram, to)
         except OSError as exc:
             self._count("send errors", str(exc))
+            return 0
+        return len(dgram)
 
     def fail(self, sender, address: str, why: str, counter: str):
         self._count(counter, f"{address[:MAX_ECHO]}: {why[:MAX_ECHO]}")
@@ -373,7 +422,10 @@ class OscServer:
 
     def _push_loop(self):
         """Coalesce changes and push each subscriber what changed since its last push, plus
-        `/vqsynth/level db voices`, at the rate it asked for: a CC sweep cannot flood a phone."""
+        `/vqsynth/level db voices`, at the rate it asked for: a CC sweep cannot flood a phone. All
+        subscribers together get at most PUSH_BUDGET bytes a second (a token bucket): past it, the
+        rest wait for the next round and their changes merge meanwhile."""
+        budget, refilled = float(PUSH_BUDGET), time.monotonic()
         while self.running:
             now = time.monotonic()
             wait = min([sub.due for sub in list(self.subscribers.values())], default=now + 0.1) - now
@@ -399,11 +451,16 @@ class OscServer:
                 self._seed_state()
             s = self.engine.status()
             changes = sorted(self.state.values(), key=lambda item: item[0])
-            for sub in due:
+            budget, refilled = min(budget + (now - refilled) * PUSH_BUDGET, PUSH_BUDGET), now
+            for sub in sorted(due, key=lambda sub: sub.due):  # the longest waiting first
+                if budget <= 0:
+                    self.counters["pushes deferred"] += 1
+                    time.sleep(0.01)  # let the bucket refill rather than spin
+                    break
                 for version, address, args in changes:
                     if version > sub.seen:
-                        self.send(sub.to, address, *args)
-                self.send(sub.to, "/vqsynth/level", float(s["level_db"]), int(s["voices"]))
+                        budget -= self.send(sub.to, address, *args)
+                budget -= self.send(sub.to, "/vqsynth/level", float(s["level_db"]), int(s["voices"]))
                 sub.seen, sub.due = self.version, max(sub.due + sub.interval, now)
 
 

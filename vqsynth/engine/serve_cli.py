@@ -43,6 +43,10 @@ def add_arguments(parser):
     parser.add_argument("--osc-host", default="127.0.0.1",
                         help="address OSC and OSCQuery bind: 127.0.0.1 lets only this machine in; 0.0.0.0 opens "
                              "them to the LAN (a phone or tablet running TouchOSC) [127.0.0.1]")
+    parser.add_argument("--allow-hosts", default=None, metavar="LIST",
+                        help="hosts or networks that may play it over OSC and read OSCQuery, comma-separated "
+                             "(192.168.1.0/24,10.0.0.7); this machine always may; others are dropped unanswered "
+                             "and counted [any host that reaches --osc-host]")
     parser.add_argument("--allow-writes", choices=["none", "local", "any"], default="local",
                         help="who may make the server change files over OSC (MIDI learn saving to the mapping): "
                              "nobody, senders on this machine, or anyone who can reach it [local]")
@@ -92,7 +96,7 @@ def run(args):
     from vqsynth.control.midi import MidiController
     from vqsynth.control.discovery import Discovery
     from vqsynth.control.midi_input import MidiInput, MidiUnavailable
-    from vqsynth.control.osc_server import OscPortInUse, OscServer
+    from vqsynth.control.osc_server import OscPortInUse, OscServer, parse_hosts
     from vqsynth.engine.backends import open_backend
     from vqsynth.engine.errors import AudioError
     from vqsynth.engine.options import build_engine, load_mapping_or_fail
@@ -120,6 +124,10 @@ def run(args):
         except ValueError as exc:
             raise UserError(str(exc)) from None
         print(f"vqsynth: state {args.state} recalled (preset {state.get('preset_name') or 'custom z'})", flush=True)
+    try:
+        allow_hosts = parse_hosts(args.allow_hosts)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     try:
         backend = open_backend(args.audio, engine, record=args.record, device=args.device,
@@ -129,7 +137,7 @@ def run(args):
     if args.files and not Path(args.files).is_dir():
         raise UserError(f"--files {args.files}: not a folder")
     osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port, files_dir=args.files,
-                    allow_writes=args.allow_writes, state_file=args.state,
+                    allow_writes=args.allow_writes, state_file=args.state, allow_hosts=allow_hosts,
                     learn_file=args.learn_file or args.mapping or learned)
     dump = EventDump() if args.dump_midi or args.dump_osc else None
     controller.dump = dump if args.dump_midi else None
