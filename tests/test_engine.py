@@ -296,17 +296,13 @@ def test_late_blocks_count_a_note_the_render_thread_has_not_reached(test_model):
     e.note_on(60, 100, at_sample=0)
     e.process(out)  # the render thread has not run: due, nothing there
     assert e.counters["late_blocks"] == 1 and e.counters["uncached_notes"] == 1 and e.counters["starved"] == 0
-    while e.render_step(e.samples_out):
-        pass
-    e.process(out)
+    e.step(out)
     assert e.counters["late_blocks"] == 1 and np.abs(out).max() > 0
     e.note_on(64, 100, at_sample=e.samples_out + 10 * e.block_size)  # rendered ahead: not late
     while e.render_step(e.samples_out):
         pass
     for _ in range(12):  # the render thread keeps up, as live
-        while e.render_step(e.samples_out):
-            pass
-        e.process(out)
+        e.step(out)
     assert e.counters["late_blocks"] == 1 and e.counters["starved"] == 0
 
 
@@ -391,16 +387,14 @@ def test_the_audio_callback_allocates_no_block_and_waits_on_no_lock(test_model):
         e.note_on(50 + k, 100, channel=k % 3, at_sample=0)
     out = np.zeros((block, 2), dtype=np.float32)
     for b in range(4):
-        while e.render_step(b * block):
-            pass
-        e.process(out)
+        e.step(out)
     e.part_level(1, pan=-0.7)
     e.set_volume(0.2, smooth_ms=500.0)
     tracemalloc.start()
     try:
         peaks = []
         for b in range(4, 12):
-            while e.render_step(b * block):
+            while e.render_step(e.samples_out):
                 pass
             tracemalloc.reset_peak()
             before = tracemalloc.get_traced_memory()[0]

@@ -618,6 +618,15 @@ class Engine:
         self.callback_load = 0.95 * self.callback_load + 0.05 * used
         return out
 
+    def step(self, out: np.ndarray, now: float | None = None):
+        """One block, synchronously: the render thread's work for the block starting at
+        `samples_out` (every voice rendered up to its lead), then the audio callback's. Offline
+        render, eval, perf and tests drive the engine through this; live, the two halves run on
+        their own threads."""
+        while self.render_step(self.samples_out):
+            pass
+        return self.process(out, now)
+
     # ------------------------------------------------------------ render thread
     def start(self):
         """Warm up (model, attack cache) before returning, then keep voices rendered ahead."""

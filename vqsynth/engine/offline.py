@@ -41,7 +41,5 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1)
         if engine.use_cache and changed_at is not None and first - changed_at > 0.05 * sr:
             engine.build_attack_cache()
             changed_at = None
-        while engine.render_step(first):
-            pass
-        engine.process(out[first:first + n], now=first / sr)
+        engine.step(out[first:first + n], now=first / sr)
     return out[lat:total]
