@@ -11,69 +11,12 @@ import time
 from pathlib import Path
 
 from vqsynth.engine import gc_policy
-from vqsynth.engine.backends import BACKENDS
-from vqsynth.engine.options import add_engine_arguments
-
-
-def _positive_ms(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 < value <= 1000.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"{text!r}: milliseconds, more than 0 and at most 1000")
-    return value
 
 
 def add_arguments(parser):
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="TOML file of serve settings (keys: these options' long names); the command line wins")
-    add_engine_arguments(parser)
-    parser.add_argument("--audio", choices=BACKENDS, default="sounddevice",
-                        help="audio backend: sounddevice (PortAudio), jack (native JACK client with its own MIDI in: "
-                             "sample-accurate notes), null (no device, paced), file (with --record)")
-    parser.add_argument("--device", default=None, help="audio output: index or name fragment (see `vqsynth devices`)")
-    parser.add_argument("--latency", default="low", help="PortAudio output latency: low, high or seconds [low]")
-    parser.add_argument("--record", default=None, help="also record the output to this WAV file")
-    parser.add_argument("--midi-port", action="append", default=[],
-                        help="open MIDI input ports whose name starts with this (repeatable; '' opens all)")
-    parser.add_argument("--midi-api", default=None, help="alsa | jack | coremidi | winmm (default: the first that works)")
-    parser.add_argument("--no-midi", action="store_true", help="no MIDI input at all")
-    parser.add_argument("--virtual-port", default="vqsynth", help="name of the virtual MIDI input port [vqsynth]")
-    parser.add_argument("--osc-host", default="127.0.0.1",
-                        help="address OSC and OSCQuery bind: 127.0.0.1 lets only this machine in; 0.0.0.0 opens "
-                             "them to the LAN (a phone or tablet running TouchOSC) [127.0.0.1]")
-    parser.add_argument("--allow-hosts", default=None, metavar="LIST",
-                        help="hosts or networks that may play it over OSC and read OSCQuery, comma-separated "
-                             "(192.168.1.0/24,10.0.0.7); this machine always may; others are dropped unanswered "
-                             "and counted [any host that reaches --osc-host]")
-    parser.add_argument("--allow-writes", choices=["none", "local", "any"], default="local",
-                        help="who may make the server change files over OSC (MIDI learn saving to the mapping): "
-                             "nobody, senders on this machine, or anyone who can reach it [local]")
-    parser.add_argument("--osc-port", type=int, default=9000, help="OSC UDP port, 0 for any free one [9000]")
-    parser.add_argument("--oscquery-port", type=int, default=None,
-                        help="TCP port of the OSCQuery HTTP server [the OSC port's number; any free one if taken]")
-    parser.add_argument("--no-discovery", action="store_true",
-                        help="no Zeroconf adverts (_osc._udp, _oscjson._tcp) and no OSCQuery HTTP server")
-    parser.add_argument("--state", default=None, metavar="FILE",
-                        help="the instrument's state (preset, z, attributes, volume): recalled at start if the file "
-                             "exists, saved at a clean stop and by OSC /vqsynth/state/save")
-    parser.add_argument("--files", default=None, metavar="DIR",
-                        help="folder whose audio files OSC's /vqsynth/tokens/wav may read (none: that command is off)")
-    parser.add_argument("--learn-file", default=None,
-                        help="where MIDI learn saves [the --mapping file, else ~/.config/vqsynth/mapping.toml, "
-                             "which is then loaded when no --mapping is given]")
-    parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="leave the start-up objects to the garbage collector (for measuring; see gc_policy.py)")
-    parser.add_argument("--gil-switch-ms", type=_positive_ms, default=5.0,
-                        help="how long another Python thread may hold the GIL while the audio callback "
-                             "waits for it (sys.setswitchinterval) [5, Python's default]")
-    parser.add_argument("--status-every", type=float, default=0.0, help="print a status line every N seconds")
-    parser.add_argument("--dump-midi", action="store_true", help="print every MIDI message received, one a line")
-    parser.add_argument("--dump-osc", action="store_true", help="print every OSC message received, one a line")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="errors only: no warnings about bad input")
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after N seconds (0: run until stopped)")
+    from vqsynth.engine.settings import ENGINE, SERVE, add_settings
+
+    add_settings(parser, SERVE[:1] + ENGINE + SERVE[1:])  # --config first in the help
 
 
 def _latency(value):
