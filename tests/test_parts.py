@@ -97,3 +97,11 @@ def test_pan_from_cc(cc, pan):
     assert pan_from_cc(cc) == pytest.approx(pan)
     left, right = pan_gains(pan)
     assert left ** 2 + right ** 2 == pytest.approx(1.0)  # equal power wherever it sits
+
+
+def test_render_reports_its_progress_to_the_end(test_model):
+    engine = Engine(test_model, sample_rate=SR, polyphony=4)
+    seen = []
+    audio = render(engine, [(0.05, lambda t: engine.note_on(60, 100, t=t))], 0.5, tail=0.2,
+                   progress=lambda done, total: seen.append((done, total)))
+    assert seen and seen[-1][0] == seen[-1][1] == pytest.approx(audio.shape[0] / SR, abs=0.02)

@@ -8,14 +8,17 @@ the callback that would have followed its arrival live, so it gets the same samp
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 
-def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1):
+def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1, progress=None):
     """events: list of (time_s, function) where function(t) calls the engine with arrival stamp t.
 
     Returns float32 audio at the engine's sample rate, [samples] mono or [samples, 2] stereo
-    (channels=2: each part at its pan), `seconds + tail` long, with the
+    (channels=2: each part at its pan), `seconds + tail` long; `progress(done_s, total_s)` is
+    called about once a second of wall time, and at the end. With the
     engine's constant latency taken off so an event at time t sounds at sample t * rate.
     """
     sr, n = engine.sample_rate, engine.block_size
@@ -29,7 +32,11 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1)
     if engine.use_cache:
         engine.build_attack_cache()
     changed_at = None
+    told = time.monotonic()
     for first in range(0, total, n):
+        if progress is not None and time.monotonic() - told >= 1.0:
+            told = time.monotonic()
+            progress(first / sr, total / sr)
         while k < len(events) and events[k][0] * sr < first:
             version, z_version = engine.settings_version, engine.z_version
             events[k][1](events[k][0])
@@ -42,4 +49,6 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1)
             engine.build_attack_cache()
             changed_at = None
         engine.step(out[first:first + n], now=first / sr)
+    if progress is not None:
+        progress(total / sr, total / sr)
     return out[lat:total]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from vqsynth.engine.options import add_engine_arguments
@@ -87,7 +88,14 @@ def run(args):
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     events, length = midi_events(midi, controller)
     t0 = time.perf_counter()
-    audio = render(engine, events, length, tail=args.tail, channels=2)
+
+    def progress(done, total):  # one line, rewritten in place, where a person watches
+        rate = done / max(time.perf_counter() - t0, 1e-9)
+        print(f"\r  {done:7.1f} / {total:.1f} s  ({rate:.1f}x real time)", end="" if done < total else "\n",
+              file=sys.stderr, flush=True)
+
+    audio = render(engine, events, length, tail=args.tail, channels=2,
+                   progress=progress if sys.stderr.isatty() else None)
     took = time.perf_counter() - t0
     sf.write(args.output, audio, engine.sample_rate)  # the format's default: 16-bit WAV/FLAC, Vorbis OGG
     seconds = audio.shape[0] / engine.sample_rate
