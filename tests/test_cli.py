@@ -192,3 +192,14 @@ def test_the_example_settings_file_and_unit_name_real_settings():
     words = start.split()[1:]
     assert words[0] == "serve"
     parser.commands["serve"].parse_args(words[1:])
+
+
+def test_a_learn_file_is_loaded_again_on_restart(test_model_dir, tmp_path, capsys):
+    """What MIDI learn saved to --learn-file is the mapping the next start plays with (it was
+    ignored unless --mapping named the same file)."""
+    learned = tmp_path / "learned.toml"
+    learned.write_text('[midi.cc.21]\ntarget = "brightness"\n')
+    code = main(["serve", "--model", str(test_model_dir), "--audio", "null", "--no-midi", "--osc-port", "0",
+                 "--no-discovery", "--duration", "0.2", "--learn-file", str(learned)])
+    out = capsys.readouterr().out
+    assert code == 0 and f"mapping {learned}" in out, out

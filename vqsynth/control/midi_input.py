@@ -16,6 +16,8 @@ import time
 
 import rtmidi
 
+from vqsynth.control.quiet import library_errors_silenced
+
 log = logging.getLogger("vqsynth.control.midi")
 
 APIS = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK,
@@ -38,7 +40,8 @@ def pick_api(name: str | None = None) -> str:
         if n not in compiled:
             raise MidiUnavailable(f"MIDI API '{n}' is not available (this python-rtmidi has: {', '.join(compiled)})")
         try:
-            rtmidi.MidiIn(APIS[n], name="vqsynth-probe").delete()
+            with library_errors_silenced():  # what is missing is said below, once, in our words
+                rtmidi.MidiIn(APIS[n], name="vqsynth-probe").delete()
             return n
         except rtmidi.SystemError as exc:
             tried.append(f"{n}: {HINTS.get(n, exc)}")

@@ -54,9 +54,9 @@ def run(args):
                         level=logging.ERROR if args.quiet else
                         (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)])
     started = time.perf_counter()
-    learned = user_mapping_path()
-    if args.mapping is None and args.learn_file is None and learned.exists():
-        args.mapping = str(learned)  # what MIDI learn saved last time
+    learned = Path(args.learn_file) if args.learn_file else user_mapping_path()
+    if args.mapping is None and learned.exists():
+        args.mapping = str(learned)  # what MIDI learn saved last time (to --learn-file, or the user's file)
         print(f"vqsynth: mapping {learned} (MIDI learn's; --mapping to choose another)", flush=True)
     engine = build_engine(args)
     if args.state and Path(args.state).exists():
