@@ -325,3 +325,18 @@ def test_state_feedback_tells_the_instrument(live, server, probe):
     assert probe.ask("/vqsynth/status", reply="/status.reply")[-2:] == [2, live.model.presets[2]]
     node = find(namespace(server), "/vqsynth/preset")
     assert node["VALUE"] == [2] and node["RANGE"][0]["VALS"] == list(live.model.presets)
+
+
+def test_a_full_scheduler_refuses_a_bundle_with_fail(live, server, probe, monkeypatch):
+    """The heap of events timed for later is bounded: past it, a bundle's note is refused, counted
+    and told, and the server goes on (it was unbounded: 1 M note-ons took 184 MB)."""
+    import vqsynth.engine.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_SCHEDULED", 4)
+    later = time.time() + 20.0
+    for k in range(5):
+        probe.send_raw(bundle(later + k * 0.01, ("/vqsynth/note/on", [60 + k, 100])))
+    replies = probe.sync()
+    fails = [args for address, args in replies if address == "/fail"]
+    assert len(fails) == 1 and "scheduler is full" in fails[0][1], replies
+    assert len(live.scheduled) == 4 and live.counters["scheduled_refused"] == 1
