@@ -340,3 +340,23 @@ def test_a_full_scheduler_refuses_a_bundle_with_fail(live, server, probe, monkey
     fails = [args for address, args in replies if address == "/fail"]
     assert len(fails) == 1 and "scheduler is full" in fails[0][1], replies
     assert len(live.scheduled) == 4 and live.counters["scheduled_refused"] == 1
+
+
+def test_parts_over_osc(live, server, probe):
+    k = live.model.attr_names.index("brightness")
+    probe.send_message("/vqsynth/part/3/preset", [2])  # recalls its attributes on part 3 only
+    probe.send_message("/vqsynth/part/3/attr/brightness", [0.9])
+    probe.send_message("/vqsynth/part/3/pan", [-1.0])
+    probe.send_message("/vqsynth/part/3/volume", [80])
+    probe.send_message("/vqsynth/part/3/note/on", [60, 100, 5])
+    probe.send_message("/vqsynth/part/17/volume", [80])
+    probe.send_message("/vqsynth/part/3/attr/volume", [0.5])
+    replies = probe.sync()
+    fails = [args for address, args in replies if address == "/fail"]
+    assert [f[0] for f in fails] == ["/vqsynth/part/17/volume", "/vqsynth/part/3/attr/volume"], replies
+    assert "outside 1..16" in fails[0][1] and "unknown attribute" in fails[1][1]
+    part = live.parts[2]
+    assert (part.preset, part.pan, part.volume) == (2, -1.0, 80) and live.parts[0].preset == 0
+    assert live.channel_attr_target[2, k] == pytest.approx(0.9) and np.isnan(live.channel_attr_target[0, k])
+    notes = [n for n in live.slots.notes if n is not None]
+    assert [(n.channel, n.note_id) for n in notes] == [(2, 5)]

@@ -34,6 +34,14 @@ def namespace(server) -> dict:
     status = server.engine.status()
     values = dict(status["attrs"], volume=status["volume"])
     for row in ADDRESSES:
+        if "<part>" in row.address and "<name>" in row.address:  # a part's own attributes
+            for part in range(1, 17):
+                for name in server.engine.model.attr_names:
+                    target = targets[name]
+                    _leaf(root, row.address.replace("<part>", str(part)).replace("<name>", name), TYPE="f",
+                          ACCESS=WRITE, RANGE=[{"MIN": target.range[0], "MAX": target.range[1]}],
+                          DESCRIPTION=f"part {part}: {target.doc}")
+            continue
         if "<name>" in row.address:  # one node per target the model has
             for name, target in targets.items():
                 _leaf(root, row.address.replace("<name>", name), TYPE="f", ACCESS=READ | WRITE,

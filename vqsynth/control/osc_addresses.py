@@ -86,6 +86,13 @@ def _part_preset(req, preset, part="1"):
     req.done()
 
 
+def _part_attr(req, value, part="1", name=""):
+    if name not in req.server.engine.model.attr_names:
+        raise ArgError(f"unknown attribute '{name[:32]}' for a part (its level is /vqsynth/part/N/volume; "
+                       f"attributes: {', '.join(req.server.engine.model.attr_names)})")
+    req.server.engine.channel_attr(_part(part), name, value, t=req.t)
+
+
 def _part_volume(req, value, part="1"):
     req.server.engine.part_level(_part(part), volume=value, t=req.t)
 
@@ -281,6 +288,8 @@ ADDRESSES = [
     Address("/vqsynth/part/<part>/preset", (Arg("preset", "int|string"),), _part_preset,
             "part 1..16's instrument only (as a program change on its channel); /vqsynth/preset sets every part's",
             "/done /vqsynth/part/<part>/preset"),
+    Address("/vqsynth/part/<part>/attr/<name>", (Arg("value", NUMBER),), _part_attr,
+            "one part's own value of an attribute (the others keep the global one), in its range"),
     Address("/vqsynth/part/<part>/volume", (Arg("value", NUMBER, range=(0, 127)),), _part_volume,
             "part volume as CC7: 0..127, 100 (the default) is unity"),
     Address("/vqsynth/part/<part>/pan", (Arg("value", NUMBER, range=(-1, 1)),), _part_pan,
