@@ -105,3 +105,14 @@ def test_render_reports_its_progress_to_the_end(test_model):
     audio = render(engine, [(0.05, lambda t: engine.note_on(60, 100, t=t))], 0.5, tail=0.2,
                    progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1][0] == seen[-1][1] == pytest.approx(audio.shape[0] / SR, abs=0.02)
+
+
+def test_reset_all_controllers_keeps_a_parts_program_and_its_attributes(test_model):
+    """A DAW sends CC121 at every start of playback: the part must still sound like its program."""
+    engine = Engine(test_model, sample_rate=SR)
+    controller = MidiController(engine, load_mapping())
+    (program, index), = _programs(test_model, 2)[1:]
+    controller.handle(mido.Message("program_change", channel=2, program=program), 0.0)
+    before = engine.part_attrs(2).copy()
+    controller.handle(mido.Message("control_change", channel=2, control=121, value=0), 0.0)
+    assert engine.parts[2].preset == index and np.array_equal(engine.part_attrs(2), before)

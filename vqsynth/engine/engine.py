@@ -293,11 +293,14 @@ class Engine:
                 self.scheduled.clear()
 
     def reset_controllers(self, channel, t=None, at_sample=None):
+        """CC121: bend, pedal and expression back; an MPE member's own attributes go, but a part
+        keeps the ones its program recalled (a DAW sends CC121 at every start of playback)."""
         self.pitch_bend(channel, 0.0, t, at_sample)
         self.sustain(channel, False, t, at_sample)
         self.channel_expression(channel, 1.0)
         with self.lock:
-            self.channel_attr_target[int(channel)] = np.nan
+            if self.route[int(channel)] != int(channel):
+                self.channel_attr_target[int(channel)] = np.nan
 
     def channel_expression(self, channel, level, t=None, at_sample=None):
         """Level multiplier 0..1 for the voices of one channel (MPE pressure, CC11), ramped in the
