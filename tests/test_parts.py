@@ -113,6 +113,8 @@ def test_reset_all_controllers_keeps_a_parts_program_and_its_attributes(test_mod
     controller = MidiController(engine, load_mapping())
     (program, index), = _programs(test_model, 2)[1:]
     controller.handle(mido.Message("program_change", channel=2, program=program), 0.0)
+    engine.channel_attr(2, "brightness", 0.9)  # as a recall, or /vqsynth/part/3/attr/brightness, gives it
     before = engine.part_attrs(2).copy()
     controller.handle(mido.Message("control_change", channel=2, control=121, value=0), 0.0)
     assert engine.parts[2].preset == index and np.array_equal(engine.part_attrs(2), before)
+    assert before[test_model.attr_names.index("brightness")] == pytest.approx(0.9)
