@@ -304,6 +304,7 @@ class JackBackend(Backend):
         self._next_try, self._told = 0.0, False
         self.midi_events: queue.SimpleQueue = queue.SimpleQueue()  # (frame, bytes) from the callback
         self.midi_thread = None
+        self.midi_seen = 0  # events JACK delivered to the callback: each is handled or counted lost
         self._setup(self.client)
 
     def _setup(self, client):
@@ -331,6 +332,7 @@ class JackBackend(Backend):
                 # period, and the sender's next cycle overwrote the rest (6 of 100 arrived, 0 of 1000)
                 due = first + frames
                 for offset, data in self.midi_in.incoming_midi_events():
+                    self.midi_seen += 1
                     if self.midi_events.qsize() < MIDI_QUEUE:
                         self.midi_events.put((due + offset, bytes(data)))
                     else:
