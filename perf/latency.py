@@ -82,6 +82,9 @@ def measure_osc(probe, audio_port, osc_port, notes):
 
 
 def summary(name, frames, sr, notes):
+    if frames.size == 0:  # none heard: say so rather than fail on an empty median
+        return {"instrument": name, "notes": notes, "heard": 0, "median_ms": None, "p95_ms": None,
+                "max_ms": None, "jitter_std_ms": None}
     ms = frames * 1000 / sr
     return {"instrument": name, "notes": notes, "heard": int(frames.size),
             "median_ms": round(float(np.median(ms)), 2), "p95_ms": round(float(np.percentile(ms, 95)), 2),
