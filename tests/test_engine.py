@@ -258,8 +258,11 @@ def test_channel_attribute_changes_only_that_channel(test_model):
         e.channel_attr(1, "loudness", 0.5)
     with pytest.raises(InputError, match="outside"):
         e.channel_attr(1, "brightness", 7.0)
+    e.reset_controllers(1)  # part 2's own attribute survives CC121 (a DAW sends it at every start)
+    assert e.channel_attr_target[1, 0] == pytest.approx(0.95) and e.channel_level[1] == 1.0
+    e.route_part(1, 0)  # an MPE member of part 1's zone: its per-note attributes go
     e.reset_controllers(1)
-    assert np.isnan(e.channel_attr_target[1]).all() and e.channel_level[1] == 1.0
+    assert np.isnan(e.channel_attr_target[1]).all()
 
 
 def test_control_changes_stamped_for_later_wait_for_their_time(test_model):
