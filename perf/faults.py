@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -122,7 +123,7 @@ def counters(port) -> dict:
         values = probe.ask("/vqsynth/counters", reply="/counters.reply")
     finally:
         probe.close()
-    return dict(zip(values[::2], values[1::2]))
+    return Counter(dict(zip(values[::2], values[1::2])))  # a counter at zero is not sent
 
 
 def osc_status(port) -> dict | None:

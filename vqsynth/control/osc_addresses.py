@@ -174,7 +174,8 @@ def _status(req):
 
 
 def _counters(req):
-    """Every counter as name value pairs: osc.*, midi.* (per-number kinds summed), engine.*."""
+    """Every counter that is not zero as name value pairs: osc.*, midi.* (per-number kinds summed),
+    engine.* (zeros left out: a quiet server answers a few dozen bytes, not a reflector's 600)."""
     midi = {}
     for kind, n in list(req.server.controller.counters.items()):
         kind = kind_key(kind)  # "unmapped CC 40" -> "unmapped CC"
@@ -182,7 +183,7 @@ def _counters(req):
     pairs = [(f"osc.{k}", v) for k, v in list(req.server.counters.items())]
     pairs += [(f"midi.{k}", v) for k, v in midi.items()]
     pairs += [(f"engine.{k}", v) for k, v in list(req.server.engine.counters.items())]
-    req.reply("/counters.reply", *[x for k, v in sorted(pairs) for x in (k, int(v))])
+    req.reply("/counters.reply", *[x for k, v in sorted(pairs) if v for x in (k, int(v))])
 
 
 def _subscribe(req, on=1, rate=10.0, port=None):
@@ -311,7 +312,8 @@ ADDRESSES = [
     Address("/vqsynth/counters", (), _counters,
             "every counter: OSC packets, messages, refusals by kind and datagrams dropped when the receive "
             "buffer was full; MIDI messages, malformed, dropped, refusals; the engine's notes, steals, "
-            "underruns (JACK xruns), late callbacks, starved and late blocks, uncached notes", "/counters.reply name value ..."),
+            "underruns (JACK xruns), late callbacks, starved and late blocks, uncached notes; those at zero are "
+            "left out (a name missing is 0)", "/counters.reply name value ..."),
     Address("/vqsynth/subscribe", _SUBSCRIBE_ARGS, _subscribe, _SUBSCRIBE_DOC, "/done /vqsynth/subscribe"),
     Address("/vqsynth/notify", _SUBSCRIBE_ARGS, _subscribe, "scsynth-style alias of /vqsynth/subscribe",
             "/done /vqsynth/notify"),
