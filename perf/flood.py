@@ -497,7 +497,8 @@ def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, see
                        "handled_rate": round(moved.get("midi.messages", 0) / seconds)}
         out.update(release_everything(player, server.port))
         memory.stop()
-        out["engine"] = {k.split(".", 1)[1]: v for k, v in moved.items() if k.startswith("engine.")}
+        out["engine"] = {k: 0 for k in ("callback_errors", "render_errors", "nonfinite", "underruns")}  # zeros are not sent
+        out["engine"].update({k.split(".", 1)[1]: v for k, v in moved.items() if k.startswith("engine.")})
         out["engine"]["gc_longest_us"] = mid.get("engine.gc_longest_us", 0)  # a maximum, not a count
         out["audio"] = {"periods": player.period, "loud": player.loud, "quiet": player.quiet,
                         "longest_quiet_ms": round(player.longest_quiet * period / 48, 1),
