@@ -21,6 +21,7 @@ from vqsynth.control.lograte import RateLimitedLog
 from vqsynth.control.mapping import Binding, Mapping, channel_targets, load_mapping, place_pitch, targets_for
 from vqsynth.control.midi_spec import (FIXED, LSB_OFFSET, MANAGER_FANOUT, MPE_TIMBRE_CC, RPN_BEND_RANGE, RPN_MPE,
                                        RPN_NULL)
+from vqsynth.engine.parts import pan_from_cc
 
 MAX_BEND = 48.0  # semitones: the engine's limit
 
@@ -248,8 +249,6 @@ class MidiController:
 
     def _part_level(self, channel, number, value, t):
         """CC7, CC10, CC11: the part's volume, pan, expression (an MPE member's: its zone's part)."""
-        from vqsynth.engine.parts import pan_from_cc
-
         manager = self.member_of[channel]
         part = channel if manager is None else manager
         if number == 7:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import heapq
+import ipaddress
 import logging
 import queue
 import socket
@@ -47,8 +48,6 @@ def parse_hosts(text: str | None):
     """`--allow-hosts`: comma-separated addresses or networks (192.168.1.20, 10.0.0.0/8) ->
     networks; None or "" -> None (any host that can reach the bind address). ValueError names
     the entry that is neither."""
-    import ipaddress
-
     if not text:
         return None
     out = []
@@ -220,16 +219,18 @@ class OscServer:
         """May this sender make the server change files? 'local': only processes on this machine."""
         if self.allow_writes == "any":
             return True
-        return self.allow_writes == "local" and (sender[0].startswith("127.") or sender[0] in self._local)
+        return self.allow_writes == "local" and self.is_local(sender[0])
+
+    def is_local(self, host: str) -> bool:
+        """A host address of this machine (loopback, or one of its own interfaces)."""
+        return host.startswith("127.") or host in self._local
 
     def may_play(self, host: str) -> bool:
         """Is `host` on the allow-list (or is there none)? This machine always may."""
-        if self.allow_hosts is None or host.startswith("127.") or host in self._local:
+        if self.allow_hosts is None or self.is_local(host):
             return True
         verdict = self._allowed.get(host)
         if verdict is None:
-            import ipaddress
-
             try:
                 ip = ipaddress.ip_address(host)
                 verdict = any(ip in net for net in self.allow_hosts)
@@ -243,7 +244,7 @@ class OscServer:
     def is_own(self, to) -> bool:
         """Is `to` (host, port) this server's own socket? Pushing or answering there loops."""
         host, port = to
-        return port == self.port and (host in self._local or host.startswith("127."))
+        return port == self.port and self.is_local(host)
 
     def handle_packet(self, dgram: bytes, sender, now: float, wall: float):
         """Parse one datagram and dispatch its messages in order; `now`/`wall`: arrival times."""

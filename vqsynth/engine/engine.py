@@ -21,7 +21,7 @@ import numpy as np
 from vqsynth.engine.clock import SampleClock
 from vqsynth.engine.errors import InputError
 from vqsynth.engine.parts import N_PARTS, Part, pan_gains
-from vqsynth.engine.voices import Note, VoiceSlots
+from vqsynth.engine.voices import Note, VoiceSlots, line_into
 from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
 
@@ -603,10 +603,10 @@ class Engine:
                 move = min(self.volume_step * n, abs(self.volume_target - self.volume))
                 step = move if self.volume_target > self.volume else -move
                 ramp = self.slots.ramp[:n]
-                self.slots._line(ramp, self.volume, step / max(n - 1, 1))
+                line_into(ramp, self.slots.steps, self.volume, step / max(n - 1, 1))
                 if out.ndim == 1:
                     out *= ramp
-                else:
+                else:  # per column: `out *= ramp[:, None]` makes a block-sized temporary
                     for c in range(out.shape[1]):
                         out[:, c] *= ramp
                 self.volume += step

@@ -4,13 +4,6 @@ built from them: a bad value is one line naming the option, never a traceback la
 from __future__ import annotations
 
 
-def add_engine_arguments(parser):
-    """The settings serve and render share (settings.ENGINE)."""
-    from vqsynth.engine.settings import ENGINE, add_settings
-
-    add_settings(parser, ENGINE)
-
-
 def build_engine(args):
     """Model + Engine from parsed arguments; errors come out as UserError lines."""
     from vqsynth.cli import UserError

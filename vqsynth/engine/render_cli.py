@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from vqsynth.engine.options import add_engine_arguments
+from vqsynth.engine.settings import ENGINE, add_settings
 
 
 def add_arguments(parser):
@@ -14,7 +14,7 @@ def add_arguments(parser):
     parser.add_argument("--examples", metavar="DIR", help="instead: render the model's demo folder into DIR "
                         "(chromatic scale, 10 s held note, velocity sweep, attribute sweeps, latent walk)")
     parser.add_argument("--tail", type=float, default=2.0, help="seconds rendered after the last event [2.0]")
-    add_engine_arguments(parser)
+    add_settings(parser, ENGINE)
 
 
 def check_output(path):

@@ -30,6 +30,20 @@ class Note:
     key: tuple = ()  # (channel, n-th note on it): seeds its tokens and noise, whatever else plays
 
 
+MAX_MOVE = 0.125  # a level or pan gain moves at most this much per block: full scale in ~8 blocks
+
+
+def towards(now: float, target: float) -> float:
+    """Where a gain moving from `now` to `target` is at the end of this block."""
+    return target if abs(target - now) <= MAX_MOVE else now + (MAX_MOVE if target > now else -MAX_MOVE)
+
+
+def line_into(into: np.ndarray, steps: np.ndarray, start: float, step: float):
+    """into[k] = start + k * step, in place (`steps` holds 0, 1, 2, ...): a ramp with no allocation."""
+    np.multiply(steps[:into.shape[0]], step, out=into)
+    into += start
+
+
 class VoiceSlots:
     def __init__(self, slots: int, ring_size: int, block_size: int = 1024):
         self.n = slots
@@ -117,8 +131,8 @@ class VoiceSlots:
             if lv == to:
                 voice *= gain * lv
             else:
-                to = to if abs(to - lv) <= 0.125 else lv + (0.125 if to > lv else -0.125)
-                self._line(ramp, gain * lv, gain * (to - lv) / max(take, 1))
+                to = towards(lv, to)
+                line_into(ramp, self.steps, gain * lv, gain * (to - lv) / max(take, 1))
                 voice *= ramp
                 self.level[s] = to
             dest = out[offset:offset + take]
@@ -132,8 +146,8 @@ class VoiceSlots:
                     if p0 == p1:
                         np.multiply(voice, p0, out=side)
                     else:
-                        p1 = p1 if abs(p1 - p0) <= 0.125 else p0 + (0.125 if p1 > p0 else -0.125)
-                        self._line(ramp, p0, (p1 - p0) / max(take, 1))
+                        p1 = towards(p0, p1)
+                        line_into(ramp, self.steps, p0, (p1 - p0) / max(take, 1))
                         np.multiply(voice, ramp, out=side)
                         pan[c] = p1
                     dest[:, c] += side
@@ -141,11 +155,6 @@ class VoiceSlots:
             if end >= 0 and r + take >= end:
                 self.active[s] = False
         return starved, late
-
-    def _line(self, into: np.ndarray, start: float, step: float):
-        """into[k] = start + k * step, in place."""
-        np.multiply(self.steps[:into.shape[0]], step, out=into)
-        into += start
 
     def choose_victim(self) -> int:
         """A free slot, else steal as FluidSynth does: released first, then sustained, then oldest."""
