@@ -112,7 +112,7 @@ def test_the_jack_callback_hands_midi_on_and_never_waits_for_the_controller(jack
         blocks = engine.samples_out
         sent = _burst(100, port)
         time.sleep(0.2)
-        assert engine.samples_out - blocks > 0.3 * 48000  # the callback ran on meanwhile
+        assert engine.samples_out - blocks > 10 * 128  # the callback ran on meanwhile (blocked, it ran not at all)
     assert sent == 100 and backend.midi_seen > 0
     assert wait_until(lambda: controller.counters["messages"] == backend.midi_seen, timeout=5.0), \
         (controller.counters, backend.midi_seen)
