@@ -79,12 +79,15 @@ class OscTarget:
     """A real OscServer over a real Engine (not started: the harness renders synchronously, so a
     case is deterministic); replies go over real UDP to a sink socket that the oracle reads."""
 
-    def __init__(self, model, render_every: int = 16, polyphony: int = 8, structured: bool = True):
+    def __init__(self, model, render_every: int = 16, polyphony: int = 8, structured: bool = True, drums=None):
         from vqsynth.control.midi import MidiController
         from vqsynth.control.osc_server import OscServer
         from vqsynth.engine.engine import Engine
 
-        self.engine = Engine(model, attack_cache=False, polyphony=polyphony)
+        self.engine = Engine(model, attack_cache=False, polyphony=polyphony, drums=drums)
+        if drums is not None:  # the drum addresses reach a kit whose hits are cached
+            for _ in self.engine.drums.builder():
+                pass
         self.controller = MidiController(self.engine)
         self.server = OscServer(self.engine, self.controller, host="127.0.0.1", port=0,
                                 files_dir=tempfile.gettempdir())  # where the fuzzers' recordings lie

@@ -85,6 +85,9 @@ def test_labels_are_complete(tiny):
     assert set(lab["split"]) <= {0, 1, 2}
     for inst in set(lab["instrument"]):  # splits by instrument: never one instrument in two splits
         assert len(set(lab["split"][lab["instrument"] == inst])) == 1
+    drums = lab[lab["subset"] == "drums"]
+    for kit in set(drums["kit"]):  # drums split by whole kit (by name): no kit's hits in two splits
+        assert len(set(drums["split"][drums["kit"] == kit])) == 1
     for i, row in enumerate(lab):  # shard/row point at the note the labels describe
         entry = c.manifest["shards"][row["shard"]]
         assert (entry["subset"], entry["program"]) == (row["subset"], row["kit"] if row["kit"] >= 0 else row["program"])

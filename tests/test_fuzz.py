@@ -32,8 +32,8 @@ def ci(examples: int) -> settings:
 
 
 @pytest.fixture(scope="module")
-def osc(test_model):
-    target = ft.OscTarget(test_model)
+def osc(test_model, test_drum_model):
+    target = ft.OscTarget(test_model, drums=test_drum_model)
     yield target
     target.close()
 
@@ -63,7 +63,8 @@ rows = st.sampled_from(ADDRESSES)
 
 
 def _address(row):
-    return row.address.replace("<name>", "brightness").replace("<part>", "3")
+    name = "snare" if row.address.startswith("/vqsynth/drums/class/") else "brightness"
+    return row.address.replace("<name>", name).replace("<part>", "3")
 
 
 @ci(300)
@@ -102,6 +103,10 @@ def _good_args(row, data, model):
         if a.kind == "string" and row.address.endswith("/wav"):
             out.append(str(_wav()))
             break  # an id would have to name a sounding note
+        elif row.address == "/vqsynth/drums/kit":
+            out.append(data.draw(st.sampled_from([0, 1, "Test Standard", "test e"])))
+        elif row.address == "/vqsynth/drums/hit" and a.name == "key":
+            out.append(data.draw(st.sampled_from([36, 38, 42, 44, 46, 49])))  # the test kit's keys
         elif "string" in a.kind:
             out.append(data.draw(st.sampled_from([0, 1, 3, "random-0", "random-3"])))
         elif a.many and row.address.endswith("tokens"):

@@ -117,8 +117,13 @@ class MidiController:
             return self.note_off(channel, pitch, t, note_id)
         with self._lock:
             if self._is_drums(channel):
-                self.count("drum notes", f"channel {channel + 1} is the GM drum part and this model has no drum "
-                                         "kit: not played (mapping midi.drum_channel = 0 plays it as a pitched part)")
+                if self.engine.drums is None:
+                    self.count("drum notes", f"channel {channel + 1} is the GM drum part and no drum model is "
+                                             "loaded: not played (serve --drums NAME; mapping midi.drum_channel = 0 "
+                                             "plays it as a pitched part)")
+                    return None
+                if not self.engine.drum_hit(int(round(pitch)), velocity, channel, t=t):
+                    self.count("drum notes", f"drum key {pitch:g}: the kit has no hit for it (yet)")
                 return None
             placed = self._place(pitch)
             if placed != pitch:
@@ -142,6 +147,9 @@ class MidiController:
         """The channel's part takes the program's preset (an MPE member's: its zone's, the one part
         the zone plays through)."""
         manager = self.member_of[channel]
+        if self._is_drums(channel) and self.engine.drums is not None:  # GM: a program change there picks the kit
+            self.engine.set_drums(kit=self.engine.drums.model.kit_for_program(program))
+            return
         self.engine.program_change(program, t=t, channel=channel if manager is None else manager)
 
     def _place(self, pitch: float) -> float | None:

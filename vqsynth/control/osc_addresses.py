@@ -105,6 +105,28 @@ def _part_expression(req, value, part="1"):
     req.server.engine.part_level(_part(part), expression=value, t=req.t)
 
 
+def _drum_hit(req, key, velocity):
+    if not req.server.engine.drum_hit(round(key), round(velocity), req.server.engine.drum_channel, t=req.t):
+        raise ArgError(f"drum key {round(key)}: the kit has no hit for it (yet)")
+
+
+def _drum_kit(req, kit):
+    req.server.engine.set_drums(kit=kit)
+    req.done()
+
+
+def _drum_variation(req, value):
+    req.server.engine.set_drums(variation=value)
+
+
+def _drum_class(req, value, name=""):
+    req.server.engine.set_drums(morph={name: value})
+
+
+def _drum_attr(req, value, name=""):
+    req.server.engine.set_drums(offsets={name: value})
+
+
 def _cc(req, number, value, channel=1):
     req.server.controller.control_change(channel - 1, number, value, req.t)
 
@@ -297,6 +319,18 @@ ADDRESSES = [
             "part pan -1 (left) .. 1 (right), equal power"),
     Address("/vqsynth/part/<part>/expression", (Arg("value", NUMBER, range=(0, 127)),), _part_expression,
             "part expression as CC11: 0..127, 127 (the default) is unity"),
+    Address("/vqsynth/drums/hit", (Arg("key", NUMBER, range=(0, 127)), Arg("velocity", NUMBER, range=(1, 127))),
+            _drum_hit, "a hit of the drum part: GM key (36 kick, 38 snare, 42 closed hi-hat, ...), velocity 1..127 "
+            "(as a note on the drum channel, 10)"),
+    Address("/vqsynth/drums/kit", (Arg("kit", "int|string"),), _drum_kit,
+            "the drum part's kit by number or name (as a program change on channel 10)", "/done /vqsynth/drums/kit"),
+    Address("/vqsynth/drums/variation", (Arg("value", NUMBER, range=(0, 1)),), _drum_variation,
+            "0: every hit of a key the same; up to 1: each hit drawn anew near the key's sound"),
+    Address("/vqsynth/drums/class/<name>", (Arg("value", NUMBER, range=(0, 1)),), _drum_class,
+            "class morph 0..1: pull every key of the kit towards kick, snare, tom, hihat_closed, hihat_pedal, "
+            "hihat_open, crash, ride, clap_rim or other (DrumGAN's kickness, snareness, ...)"),
+    Address("/vqsynth/drums/attr/<name>", (Arg("value", NUMBER, range=(-1, 1)),), _drum_attr,
+            "shift one Audio Commons feature (brightness, hardness, ...) of every key of the kit, -1..1"),
     Address("/vqsynth/z", (Arg("values", NUMBER, many=True),), _z,
             "the instrument: one whole number is a seed, otherwise the z vector itself", "/done /vqsynth/z"),
     Address("/vqsynth/tokens", (Arg("tokens", INT, many=True),), _tokens,

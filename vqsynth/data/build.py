@@ -78,9 +78,9 @@ def plan(soundfonts, subsets, programs, pitches, velocities, kits=None, limit=No
                                         [(k, v) for k in sorted(p.keys & want) for v in velocities]))
         if "drums" in subsets:
             for (bank, prog), p in presets.items():
-                if bank == 128 and (kits is None or prog in kits):
+                if (bank == 128 or _drum_kit_only(presets)) and (kits is None or prog in kits):
                     keys = sorted(p.keys & set(gm.DRUM_KEYS) & set(pitches))
-                    shards.append(Shard("drums", str(sf), name, 128, prog, p.name,
+                    shards.append(Shard("drums", str(sf), name, bank, prog, p.name,
                                         [(k, v) for k in keys for v in velocities]))
     if limit:  # keep `limit` notes per subset, evenly spread over programs, pitches and velocities
         for subset in SUBSETS:
@@ -93,6 +93,13 @@ def plan(soundfonts, subsets, programs, pitches, velocities, kits=None, limit=No
                 if i in chosen:
                     s.notes.append(n)
     return [s for s in shards if s.notes]
+
+
+def _drum_kit_only(presets: dict) -> bool:
+    """A SoundFont that is one drum kit on bank 0 (the AVL drum kits): no bank-128 kit, a single
+    preset, and that preset sounds at least 20 GM percussion keys. Its notes render on channel 1."""
+    return (len(presets) == 1 and not any(b == 128 for b, _ in presets)
+            and len(next(iter(presets.values())).keys & set(gm.DRUM_KEYS)) >= 20)
 
 
 # ---------------------------------------------------------------------------------------- worker
@@ -304,6 +311,11 @@ def assign_splits(units: list, strata: list, seed: int) -> np.ndarray:
     return np.searchsorted(cuts, position, side="right")
 
 
+def kit_name(preset: str) -> str:
+    """A kit's name as SoundFonts share it ("TR 808" and "TR-808" are one): its split key."""
+    return "".join(ch for ch in preset.lower() if ch.isalnum())
+
+
 def _finalize(folder: Path, manifest: dict, seed: int):
     """Labels of all shards in one table with instrument ids, splits, shard rows; statistics."""
     manifest["shards"].sort(key=lambda s: (s["subset"] != "tonal", s["soundfont"], s["program"]))
@@ -321,13 +333,19 @@ def _finalize(folder: Path, manifest: dict, seed: int):
     index = {u: i for i, u in enumerate(units)}
     labels["instrument"] = [index[u] for u in unit]
     split = np.zeros(len(units), int)
-    for subset, stratum in (("tonal", "family"), ("drums", "drum_class")):
-        members = [i for i, u in enumerate(units) if u[0] == subset]
-        first = {}
-        for i, value in zip(labels["instrument"], labels[stratum]):
-            first.setdefault(int(i), int(value))
-        if members:
-            split[members] = assign_splits([units[i] for i in members], [first[i] for i in members], seed)
+    tonal = [i for i, u in enumerate(units) if u[0] == "tonal"]
+    if tonal:  # by program, stratified by GM family
+        family = {int(i): int(f) for i, f in zip(labels["instrument"], labels["family"])}
+        split[tonal] = assign_splits([units[i] for i in tonal], [family[i] for i in tonal], seed)
+    drums = labels["subset"] == "drums"
+    if drums.any():  # by kit name: every SoundFont's "Jazz" kit in one split (they share samples)
+        name = {(sf, int(k)): kit_name(p) for sf, k, p in zip(labels["soundfont"][drums], labels["kit"][drums],
+                                                               labels["preset"][drums])}
+        names = sorted(set(name.values()))
+        of_name = dict(zip(names, assign_splits(names, [0] * len(names), seed)))
+        for i, u in enumerate(units):
+            if u[0] == "drums":
+                split[i] = of_name[name[u[1:3]]]
     labels["split"] = split[labels["instrument"]]
     manifest["instruments"] = [{"subset": u[0], "soundfont": u[1], "program" if u[0] == "tonal" else "kit": u[2],
                                 **({"key": u[3]} if u[0] == "drums" else {}), "split": SPLITS[split[i]]}

@@ -11,7 +11,7 @@ Layout of a corpus folder (default `corpus/`):
                                   10-ms frame, harmonic amplitudes and noise-band magnitudes in the
                                   DSP head's conventions (vqsynth/data/targets.py; layout in
                                   manifest config "targets"), for the peak-normalised audio
-    drums/<soundfont>/k000.npy    int16 [N, L] audio of one drum kit (bank 128 preset; L = 1 s)
+    drums/<soundfont>/k000.npy    int16 [N, L] audio of one drum kit (bank 128 preset, or a kit-only SoundFont's one preset; L = 1 s)
 
 Audio is mono, peak-normalised per note to full scale (int16 / 32768 gives float32 in [-1, 1));
 `gain` in the labels brings a note back to its rendered level (FluidSynth gain 1.0), so velocity
@@ -40,7 +40,7 @@ LABEL_DTYPE = np.dtype([
     ("preset", "U24"),         # the SoundFont's preset name (program or kit)
     ("program", "i2"),         # GM program 0..127; -1 for drums
     ("family", "i1"),          # index into vqsynth.model.constants.FAMILIES; -1 for drums
-    ("kit", "i2"),             # bank-128 preset number; -1 for tonal
+    ("kit", "i2"),             # drum kit: bank-128 preset number (0 for a kit-only SoundFont); -1 for tonal
     ("drum_class", "i1"),      # index into vqsynth.data.gm.DRUM_CLASSES; -1 for tonal
     ("pitch", "i2"),           # MIDI note (the percussion key for drums)
     ("velocity", "i2"),

@@ -31,19 +31,22 @@ PROGRAMS = [
     "Gunshot",
 ]
 
-DRUM_CLASSES = ["kick", "snare", "tom", "hihat", "cymbal", "clap_rim", "other"]
+# The classes: the three hi-hat articulations apart (they choke each other, and a closed hat
+# must not come out open), crash and ride apart (china and splash count as crash, the bell as ride).
+DRUM_CLASSES = ["kick", "snare", "tom", "hihat_closed", "hihat_pedal", "hihat_open", "crash", "ride",
+                "clap_rim", "other"]
 
 # GM percussion key -> (name, drum class)
 DRUM_KEYS = {
     35: ("Acoustic Bass Drum", "kick"), 36: ("Bass Drum 1", "kick"), 37: ("Side Stick", "clap_rim"),
     38: ("Acoustic Snare", "snare"), 39: ("Hand Clap", "clap_rim"), 40: ("Electric Snare", "snare"),
-    41: ("Low Floor Tom", "tom"), 42: ("Closed Hi-Hat", "hihat"), 43: ("High Floor Tom", "tom"),
-    44: ("Pedal Hi-Hat", "hihat"), 45: ("Low Tom", "tom"), 46: ("Open Hi-Hat", "hihat"),
-    47: ("Low-Mid Tom", "tom"), 48: ("Hi-Mid Tom", "tom"), 49: ("Crash Cymbal 1", "cymbal"),
-    50: ("High Tom", "tom"), 51: ("Ride Cymbal 1", "cymbal"), 52: ("Chinese Cymbal", "cymbal"),
-    53: ("Ride Bell", "cymbal"), 54: ("Tambourine", "other"), 55: ("Splash Cymbal", "cymbal"),
-    56: ("Cowbell", "other"), 57: ("Crash Cymbal 2", "cymbal"), 58: ("Vibraslap", "other"),
-    59: ("Ride Cymbal 2", "cymbal"), 60: ("Hi Bongo", "other"), 61: ("Low Bongo", "other"),
+    41: ("Low Floor Tom", "tom"), 42: ("Closed Hi-Hat", "hihat_closed"), 43: ("High Floor Tom", "tom"),
+    44: ("Pedal Hi-Hat", "hihat_pedal"), 45: ("Low Tom", "tom"), 46: ("Open Hi-Hat", "hihat_open"),
+    47: ("Low-Mid Tom", "tom"), 48: ("Hi-Mid Tom", "tom"), 49: ("Crash Cymbal 1", "crash"),
+    50: ("High Tom", "tom"), 51: ("Ride Cymbal 1", "ride"), 52: ("Chinese Cymbal", "crash"),
+    53: ("Ride Bell", "ride"), 54: ("Tambourine", "other"), 55: ("Splash Cymbal", "crash"),
+    56: ("Cowbell", "other"), 57: ("Crash Cymbal 2", "crash"), 58: ("Vibraslap", "other"),
+    59: ("Ride Cymbal 2", "ride"), 60: ("Hi Bongo", "other"), 61: ("Low Bongo", "other"),
     62: ("Mute Hi Conga", "other"), 63: ("Open Hi Conga", "other"), 64: ("Low Conga", "other"),
     65: ("High Timbale", "other"), 66: ("Low Timbale", "other"), 67: ("High Agogo", "other"),
     68: ("Low Agogo", "other"), 69: ("Cabasa", "other"), 70: ("Maracas", "other"), 71: ("Short Whistle", "other"),

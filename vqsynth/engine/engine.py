@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from vqsynth.engine.clock import SampleClock
+from vqsynth.engine.drums import DrumPart
 from vqsynth.engine.errors import InputError
 from vqsynth.engine.parts import N_PARTS, Part, pan_gains
 from vqsynth.engine.voices import Note, VoiceSlots, line_into
@@ -54,7 +55,7 @@ def velocity_gain(velocity: int) -> float:
 class Engine:
     def __init__(self, model: Model, sample_rate: int = 48000, block_size: int = 128, polyphony: int = 16,
                  lead_frames: int = 2, attack_frames: int = 4, prior_mode: str | None = None,
-                 seed: int = 0, attack_cache: bool = True, volume: float = 0.5):
+                 seed: int = 0, attack_cache: bool = True, volume: float = 0.5, drums=None):
         if polyphony < 1 or polyphony > 256:
             raise InputError(f"polyphony {polyphony} out of range 1..256")
         self.model = model
@@ -122,6 +123,9 @@ class Engine:
         self.thread = None
         self.running = False
         self.realtime = False  # whether the render thread got SCHED_FIFO
+        # the GM drum part: hits from a cache of one-shots (engine/drums.py), None without a drum model
+        self.drums = DrumPart(drums, sample_rate, block_size, seed) if drums is not None else None
+        self.drum_channel = 9
 
     # ------------------------------------------------------------ control API (any thread)
     def _pos(self, t, at_sample):
@@ -291,6 +295,8 @@ class Engine:
                     s.notes[i] = None
             if channel is None:
                 self.scheduled.clear()
+        if self.drums is not None and (channel is None or channel == self.drum_channel):
+            self.drums.silence()
 
     def reset_controllers(self, channel, t=None, at_sample=None):
         """CC121: bend, pedal and expression back; an MPE member's own attributes go, but a part
@@ -537,6 +543,58 @@ class Engine:
                     return
         raise InputError(f"no sounding note with id {note_id}")
 
+    # ------------------------------------------------------------ the drum part
+    def drum_hit(self, key, velocity, channel=9, t=None, at_sample=None) -> bool:
+        """A hit of GM key `key` on the drum part, at the part's (channel's) level and pan; False
+        (counted) when there is no drum model or the key has no hit cached yet."""
+        key, velocity, channel = int(key), int(velocity), int(channel)
+        if not 0 <= key <= 127 or not 0 <= channel < 16:
+            raise InputError(f"drum key {key} / channel {channel} out of range 0..127 / 0..15")
+        if velocity <= 0:
+            return False  # a hit has no note-off: GM drums ignore it
+        if self.drums is None:
+            raise InputError("no drum model loaded (serve --drums NAME)")
+        pos = self._pos(t, at_sample)
+        if self._defer(pos, self._start_hit, key, min(velocity, 127), channel):
+            return True
+        return self._start_hit(pos, key, min(velocity, 127), channel)
+
+    def _start_hit(self, pos, key, velocity, channel):
+        part = self.parts[self.route[channel]]
+        played = self.drums.hit(key, velocity, pos, self.channel_level[channel] * part.gain, pan_gains(part.pan))
+        self.wake.set()  # a key hit for the first time moves up the rebuild order
+        return played
+
+    def set_drums(self, kit=None, variation=None, morph=None, offsets=None):
+        """The drum part's kit (index, name or prefix), variation 0..1 (0: every hit the same),
+        class morph {class: 0..1} and feature offsets {feature: -1..1}; the cache follows."""
+        d = self.drums
+        if d is None:
+            raise InputError("no drum model loaded (serve --drums NAME)")
+        try:
+            kit = None if kit is None else d.model.find_kit(kit if not str(kit).isdigit() else int(kit))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if variation is not None and not (np.isfinite(float(variation)) and 0.0 <= float(variation) <= 1.0):
+            raise InputError(f"drum variation {variation} out of range 0..1")
+
+        def indices(values, names, lo, what):
+            out = {}
+            for name, v in (values or {}).items():
+                if name not in names:
+                    raise InputError(f"unknown drum {what} '{name}' (known: {', '.join(names)})")
+                if not (np.isfinite(float(v)) and lo <= float(v) <= 1.0):
+                    raise InputError(f"drum {what} {name}: {v} out of range {lo:g}..1")
+                out[names.index(name)] = float(v)
+            return out
+
+        morph = indices(morph, d.model.classes, 0.0, "class")
+        offsets = indices(offsets, d.model.attr_names, -1.0, "feature")
+        d.set_controls(kit=kit, variation=variation, morph=morph or None, offsets=offsets or None)
+        self.wake.set()
+        self._settings_changed("drums", {"kit": d.kit, "name": d.model.kits[d.kit].name, "variation": d.variation},
+                               invalidates_cache=False)
+
     def panic(self):
         """All sound off; every channel's controllers and every part's level and pan reset (the
         parts keep their instruments)."""
@@ -578,6 +636,9 @@ class Engine:
             "parts": [{"part": c + 1, "preset": -1 if p.preset is None else p.preset, "volume": p.volume,
                        "expression": p.expression, "pan": p.pan} for c, p in enumerate(self.parts)],
             "cached_instruments": len(self.caches),
+            **({"drums": {"kit": self.drums.kit, "name": self.drums.model.kits[self.drums.kit].name,
+                          "variation": self.drums.variation, "sounding": self.drums.sounding(),
+                          "cached": len(self.drums.cache), **self.drums.counters}} if self.drums else {}),
             "attrs": {n: round(float(v), 4) for n, v in zip(self.model.attr_names, self.attr_target)},
             "notes": self.counters["notes"], "steals": self.counters["steals"],
             "cache_hits": self.counters["cache_hits"], "out_of_range": self.counters["out_of_range"],
@@ -597,6 +658,8 @@ class Engine:
             starved, late = self.slots.mix_into(out, first)
             self.counters["starved"] += starved
             self.counters["late_blocks"] += late
+            if self.drums is not None:
+                self.drums.mix_into(out, first)
             if self.volume == self.volume_target:
                 out *= self.volume
             else:  # ramp towards the target inside this block (the slots' ramp buffer, no allocation)
@@ -665,6 +728,8 @@ class Engine:
             if not did:
                 if builder is None and (key := self._cache_wanted(time.monotonic())) is not None:
                     builder = self._cache_builder(key)
+                if builder is None and self.drums is not None and self.drums.wanted():
+                    builder = self.drums.builder()
                 if builder is not None and time.perf_counter() >= build_resume:
                     # one chunk, then as long again for the other threads (OSC, MIDI); the voices
                     # are served in that pause (waiting it out here starved 16 held voices after
@@ -840,12 +905,16 @@ class Engine:
         return None
 
     def build_attack_cache(self):
-        """Build every missing or stale instrument's cache now (start-up, offline renders)."""
+        """Build every missing or stale instrument's cache, and the drum kit's, now (start-up,
+        offline renders)."""
         built = set()
         while (key := self._cache_wanted()) is not None and key not in built:
             for _ in self._cache_builder(key):
                 pass
             built.add(key)
+        if self.drums is not None and self.drums.wanted():
+            for _ in self.drums.builder():
+                pass
 
     def _cache_builder(self, key, chunk: int = 4):
         """Build the cache in chunks (a generator), so the render thread can serve voices in between.

@@ -38,6 +38,10 @@ ENGINE = [  # serve and render
     Setting("preset", "str", None, None, "preset of every part at the start: number, name or unique prefix "
             "(`vqsynth presets`)", "OSC /vqsynth/preset, /vqsynth/part/N/preset; MIDI program change"),
     Setting("no-attack-cache", "flag", False, None, "render every note-on fresh (adds latency)"),
+    Setting("drums", "str", None, None, "drum model folder or name under models/ for the GM drum part (default: "
+            "models/vqsynth-drums if it is there; none: no drum kit, drum notes are counted and not played)"),
+    Setting("kit", "str", None, None, "drum kit at the start: number, name or unique prefix",
+            "OSC /vqsynth/drums/kit; MIDI program change on the drum channel"),
 ]
 
 SERVE = [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 def add_arguments(parser):
-    parser.add_argument("model", nargs="?", default=None, help="model folder or name [models/DEFAULT]")
+    parser.add_argument("model", nargs="?", default=None,
+                        help="model folder or name [models/DEFAULT]; a drum (one-shot) model is measured against "
+                             "the held-out kits of a drum corpus (vqsynth/eval/drums.py)")
     parser.add_argument("--corpus", default="corpus", help="corpus folder (real data, test split) [corpus]")
     parser.add_argument("--runs", default="runs", help="training runs (the judge is runs/teacher) [runs]")
     parser.add_argument("--out", default="eval-out", help="where eval.md, eval.json and PNGs go [eval-out]")
@@ -27,6 +29,19 @@ def run(args):
     from vqsynth.eval.suite import run_suite
     from vqsynth.model.folder import ModelError, resolve_model
 
+    import json
+
+    folder = resolve_model(args.model) if args.model else None
+    if folder is not None and json.loads((folder / "model.json").read_text()).get("kind") == "one-shot":
+        from vqsynth.eval import drums
+
+        try:
+            result = drums.run(folder, args.corpus, args.out, trials=args.trials or (8 if args.quick else 40),
+                               seed=args.seed)
+        except (ModelError, FileNotFoundError) as exc:
+            raise UserError(str(exc)) from None
+        print(drums.markdown(result))
+        return 0
     if args.sound:
         from vqsynth.eval import sound
 

@@ -12,6 +12,9 @@ def run(args):
     from rich.table import Table
 
     from vqsynth.cli import UserError
+    import json
+
+    from vqsynth.model.drums import load_drum_model
     from vqsynth.model.folder import ModelError, load_model, models_dir, resolve_model
 
     console = Console()
@@ -29,11 +32,16 @@ def run(args):
     bad = 0
     for folder in folders:
         try:
+            if json.loads((folder / "model.json").read_text()).get("kind") == "one-shot":
+                d = load_drum_model(folder)
+                table.add_row(d.name + " (drums)", str(folder), f"{d.sample_rate} Hz", "GM keys", "-",
+                              f"{len(d.kits)} kits", "[green]ok[/green]")
+                continue
             m = load_model(folder)
             table.add_row(m.name + (" (default)" if folder.name == default else ""), str(folder),
                           f"{m.sample_rate} Hz", f"{m.pitch_range[0]}..{m.pitch_range[1]}", str(m.n_tokens),
                           f"{len(m.presets)} (vqsynth presets)", "[green]ok[/green]")
-        except ModelError as exc:
+        except (ModelError, ValueError, OSError) as exc:
             bad += 1
             table.add_row(folder.name, str(folder), "", "", "", "", f"[red]{exc}[/red]")
     console.print(table)

@@ -7,6 +7,11 @@ runs every stage in order; each resumes from its checkpoint, and a finished stag
     vqsynth train control-export --corpus corpus-44k --runs runs --name vqsynth-gm2 --model-version 2.0
 train the generator on the corpus's analysis targets (vqsynth/train/control.py; tokens from the
 encoder of --encoder-from) and export it with one preset per GM program.
+
+    vqsynth train drums --corpus corpus-drums --runs runs --drum-run drums --generator-minutes 50
+    vqsynth train drums-export --corpus corpus-drums --runs runs --drum-run drums --name vqsynth-drums
+train the one-shot drum generator on the corpus's drum hits (vqsynth/train/drums.py) and export
+it with one preset per kit.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import argparse
 
 STAGES = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes", "control",
-          "control-export", "all"]
+          "control-export", "drums", "drums-export", "all"]
 PIPELINE = ["encoder", "encode", "prior", "teacher", "attributes", "generator", "export", "probes"]
 
 
@@ -52,6 +57,7 @@ def add_arguments(parser):
     parser.add_argument("--encoder-from", default="models/vqsynth-gm",
                         help="control stages: the model folder whose encoder.onnx gives the tokens [models/vqsynth-gm]")
     parser.add_argument("--control-run", default="control", help="control stages: run folder under --runs [control]")
+    parser.add_argument("--drum-run", default="drums", help="drum stages: run folder under --runs [drums]")
     parser.add_argument("--z-dropout", type=float, default=0.3,
                         help="control stage: share of notes trained with z = 0, so attributes and family labels "
                              "steer on their own [0.3]")
@@ -73,6 +79,8 @@ def run(args):
     torch.set_num_threads(args.threads)
     if args.stage.startswith("control"):
         return _control(args)
+    if args.stage.startswith("drums"):
+        return _drums(args)
     notes = P.Notes(args.corpus, "train")
     todo = PIPELINE if args.stage == "all" else [args.stage]
     encoded = soft = None
@@ -130,5 +138,23 @@ def _control(args):
     out = Path(args.out) if args.out else Path("models") / args.name
     C.export_control(notes, run_dir, encoded, soft, args.encoder_from, out, args.name, args.model_version,
                      {"corpus": str(args.corpus), "notes": len(notes), "targets": notes.cfg})
+    print(f"exported {out}")
+    return 0
+
+
+def _drums(args):
+    from pathlib import Path
+
+    from vqsynth.train import drums as D
+
+    run_dir = Path(args.runs) / args.drum_run
+    hits = D.DrumHits(args.corpus, ("train",))
+    if args.stage == "drums":
+        D.train_drums(hits, run_dir, steps=args.generator_steps, batch=args.batch, max_minutes=args.generator_minutes,
+                      lr=args.lr, z_dropout=args.z_dropout)
+        return 0
+    out = Path(args.out) if args.out else Path("models") / args.name
+    D.export_drums(hits, run_dir, out, args.name, args.model_version,
+                   {"corpus": str(args.corpus), "hits": len(hits), "sounds": len(hits.sounds)})
     print(f"exported {out}")
     return 0
