@@ -55,6 +55,22 @@ def measure(probe, midi_port, audio_port, notes, period, rng):
     return np.array(lat, dtype=float)
 
 
+def measure_drums(probe, midi_port, audio_port, notes, period, rng):
+    """A drum hit on channel 10 (kick, snare, hi-hats in turn) -> first sound, as `measure` for notes."""
+    probe.connect_to(midi_port)
+    probe.connect_from(audio_port)
+    time.sleep(0.3)
+    lat = []
+    for k in range(notes):
+        v = probe.measure_note((36, 38, 42, 46)[k % 4], 110, wait=0.12, offset=int(rng.integers(0, period)), channel=9)
+        if v is not None:
+            lat.append(v)
+        time.sleep(0.03)
+    probe.client.disconnect(probe.midi_out.name, midi_port)
+    probe.client.disconnect(audio_port, probe.audio_in.name)
+    return np.array(lat, dtype=float)
+
+
 def measure_osc(probe, audio_port, osc_port, notes):
     """Note-on over OSC (UDP from the probe's JACK callback) -> first sound, through --audio jack."""
     import socket
@@ -118,6 +134,10 @@ def main():
             audio = [p for p in probe.find("", is_output=True) if not p.startswith(("system:", "measure:"))][0]
             results.append(summary(label + ", MIDI", measure(probe, midi, audio, args.notes, args.period, rng),
                                    probe.sr, args.notes))
+            if backend[1] == "jack" and "drums" in ready:
+                results.append(summary(label + ", MIDI drum hit (channel 10)",
+                                       measure_drums(probe, midi, audio, args.notes, args.period, rng),
+                                       probe.sr, args.notes))
             if backend[1] == "jack":
                 osc_port = int(ready.rsplit(":", 1)[1])
                 results.append(summary(label + ", OSC", measure_osc(probe, audio, osc_port, args.notes),

@@ -202,3 +202,13 @@ def test_mixing_hits_allocates_nothing(test_model, test_drum_model):
     finally:
         tracemalloc.stop()
     assert e.drums.sounding() > 0 and max(peaks) < 1024 * 4, peaks
+
+
+def test_the_default_mapping_moves_the_drum_controls_from_ccs(test_model, test_drum_model):
+    e = _engine(test_model, test_drum_model)
+    ctl = MidiController(e, load_mapping())
+    version = e.drums.version
+    ctl.handle(mido.Message("control_change", channel=9, control=22, value=127), 0.0)  # drums.snare
+    ctl.handle(mido.Message("control_change", channel=9, control=20, value=64), 0.0)   # drums.variation
+    assert e.drums.morph[e.drums.model.classes.index("snare")] == pytest.approx(1.0)
+    assert e.drums.variation == pytest.approx(64 / 127) and e.drums.version == version + 2 and e.drums.wanted()

@@ -51,6 +51,32 @@ FIXED_TARGETS = [
 ]
 
 
+def _drum_target(kind, name=None):
+    """A drum-part control: engine.set_drums takes effect at once (it rebuilds the hit cache)."""
+    def apply(engine, value, t=None, smooth_ms=None):
+        if kind == "variation":
+            engine.set_drums(variation=value)
+        elif kind == "class":
+            engine.set_drums(morph={name: value})
+        else:
+            engine.set_drums(offsets={name: value})
+    return apply
+
+
+def drum_targets() -> list[Target]:
+    """The drum part's controls a CC may move: variation, the class morphs, the feature offsets."""
+    from vqsynth.data.gm import DRUM_CLASSES
+    from vqsynth.data.timbre import ATTRIBUTES
+
+    out = [Target("drums.variation", 0.0, (0.0, 1.0), "drum part: 0 every hit of a key the same, up to 1 each "
+                  "hit drawn anew", _drum_target("variation"))]
+    out += [Target(f"drums.{c}", 0.0, (0.0, 1.0), f"drum part: pull every key towards {c}", _drum_target("class", c))
+            for c in DRUM_CLASSES]
+    out += [Target(f"drums.{a}", 0.0, (-1.0, 1.0), f"drum part: shift every key's {a}", _drum_target("attr", a))
+            for a in ATTRIBUTES]
+    return out
+
+
 def _channel_level(engine, channel, value, t=None):
     engine.channel_expression(channel, value, t=t)
 
@@ -66,7 +92,7 @@ def channel_targets(targets: dict[str, Target]) -> dict[str, Target]:
                            _channel_level)}
     fixed = {t.name for t in FIXED_TARGETS}
     for t in targets.values():
-        if t.name not in fixed:
+        if t.name not in fixed and not t.name.startswith("drums."):
             out[t.name] = t._replace(apply=_channel_attr(t.name))
     return out
 
@@ -78,6 +104,7 @@ def targets_for(model) -> dict[str, Target]:
         lo, hi = (float(x) for x in a["range"])
         targets[a["name"]] = Target(a["name"], float(a["default"]), (lo, hi),
                                     a.get("doc", "model attribute"), _set_attr(a["name"]))
+    targets.update({t.name: t for t in drum_targets()})
     return targets
 
 
@@ -106,9 +133,9 @@ SETTINGS = [
             "notes outside the model's pitch range: clamp to the nearest edge, fold by octaves "
             "into the range, or ignore; every such note is counted"),
     Setting("midi.drum_channel", "number", 10, (0.0, 16.0),
-            "the General MIDI percussion channel (1..16; 0: none). vqsynth has no drum kit yet, so its "
-            "notes are counted and not played, instead of sounding drum keys as pitched notes of the "
-            "channel's preset; set 0 to play that channel like any other"),
+            "the General MIDI percussion channel (1..16; 0: none): its notes play the drum kit (without a drum "
+            "model they are counted and not played, never sounded as pitched notes of the channel's "
+            "preset); set 0 to play that channel like any other"),
     Setting("mpe.zone", "choice", "off", ("off", "lower", "upper"),
             "the MPE zone until a sender's MPE configuration message (RPN 6) changes it: lower = "
             "manager channel 1, members 2.., upper = manager 16, members 15 down"),

@@ -109,7 +109,8 @@ def run(args):
                 print(f"vqsynth: MIDI off: {exc} (OSC still works; --no-midi silences this)", flush=True)
                 midi = None
         s = engine.status()
-        print(f"vqsynth ready in {time.perf_counter() - started:.2f} s: model {engine.model.name}, "
+        drums = f" + drums {engine.drums.model.name} ({s['drums']['name']})" if engine.drums is not None else ""
+        print(f"vqsynth ready in {time.perf_counter() - started:.2f} s: model {engine.model.name}{drums}, "
               f"audio {backend.description}, {s['sample_rate']} Hz, block {s['block_size']}, "
               f"event latency {s['latency_ms']} ms, polyphony {s['polyphony']}; "
               f"MIDI {_midi_description(args, midi)}; "
