@@ -19,6 +19,7 @@ from vqsynth.model.folder import load_model, resolve_model
 
 HERE = Path(__file__).resolve().parent
 NOTES = (60, 62, 64, 65, 67, 69, 71, 72)
+DRUM_PADS = ((36, "kick"), (38, "snare"), (42, "closed hat"), (46, "open hat"), (49, "crash"), (51, "ride"))
 NOTIFY_PORT = 9001  # where Max's udpreceive (and TouchOSC's receive port) get pushes
 
 
@@ -59,6 +60,7 @@ def _node(kind, name, frame, messages="", children=""):
 
 def touchosc(targets) -> bytes:
     controls = []
+    targets = {n: t for n, t in targets.items() if not n.startswith("drums.")}  # the drum part has its own
     for k, (name, t) in enumerate(targets.items()):
         x, y = 20 + (k % 12) * 80, 20 + (k // 12) * 330
         controls.append(_node("FADER", name, (x, y, 60, 300), _osc(
@@ -73,7 +75,13 @@ def touchosc(targets) -> bytes:
         "/vqsynth/notify", [("CONSTANT", "INTEGER", 1, 0, 1), ("CONSTANT", "FLOAT", 10, 0, 1),
                             ("CONSTANT", "INTEGER", NOTIFY_PORT, 0, 1)], condition="RISE")))
     controls.append(_node("BUTTON", "panic", (200, 770, 150, 50), _osc("/vqsynth/panic", [], condition="RISE")))
-    root = _node("GROUP", "vqsynth", (0, 0, 1000, 840), children="".join(controls))
+    for k, (key, name) in enumerate(DRUM_PADS):  # the kit: a hit on press (drum hits have no release)
+        controls.append(_node("BUTTON", f"drum {name}", (20 + k * 80, 850, 70, 70), _osc(
+            "/vqsynth/drums/hit", [("CONSTANT", "INTEGER", key, 0, 1), ("CONSTANT", "INTEGER", 110, 0, 1)],
+            condition="RISE")))
+    controls.append(_node("FADER", "drum variation", (520, 850, 300, 60), _osc(
+        "/vqsynth/drums/variation", [("VALUE", "FLOAT", "x", 0, 1)])))
+    root = _node("GROUP", "vqsynth", (0, 0, 1000, 940), children="".join(controls))
     xml = f"<?xml version='1.0' encoding='UTF-8'?><lexml version='3'>{root}</lexml>"
     return zlib.compress(xml.encode())
 
@@ -98,7 +106,7 @@ def maxpat(targets) -> dict:
     pack = box("newobj", "pack 0 0", 20, 80, 80)
     note = box("newobj", f"prepend {_checked('/vqsynth/note/on')}", 20, 110)
     line(notein, pack, 0, 0), line(notein, pack, 1, 1), line(pack, note), line(note, send)
-    for k, (name, t) in enumerate(list(targets.items())[:8]):
+    for k, (name, t) in enumerate([kv for kv in targets.items() if not kv[0].startswith("drums.")][:8]):
         x = 200 + k * 60
         s = box("slider", "", x, 50, 20, floatoutput=1, size=float(t.range[1] - t.range[0]),
                 min=float(t.range[0]), orientation=2)
@@ -113,6 +121,11 @@ def maxpat(targets) -> dict:
     notify = box("message", f"{_checked('/vqsynth/notify')} 1 10 {NOTIFY_PORT}", 700, 80, 200)
     line(load, notify), line(notify, send)
     line(box("message", _checked("/vqsynth/panic"), 700, 110, 120), send)
+    hit = box("newobj", f"prepend {_checked('/vqsynth/drums/hit')}", 700, 170)
+    for k, (key, name) in enumerate(DRUM_PADS):  # the kit's pads: GM key and velocity
+        line(box("message", f"{key} 110", 700 + k * 55, 140, 50), hit)
+    box("comment", "drums: kick snare closed-hat / open-hat crash ride", 700, 200, 300)
+    line(hit, send)
     recv = box("newobj", f"udpreceive {NOTIFY_PORT}", 20, 400)
     route = box("newobj", "route /vqsynth/level", 20, 430)
     unpack = box("newobj", "unpack 0. 0", 20, 460, 80)

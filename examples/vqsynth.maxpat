@@ -426,6 +426,110 @@
     "box": {
      "id": "obj-30",
      "maxclass": "newobj",
+     "text": "prepend /vqsynth/drums/hit",
+     "patching_rect": [
+      700,
+      170,
+      150,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-31",
+     "maxclass": "message",
+     "text": "36 110",
+     "patching_rect": [
+      700,
+      140,
+      50,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-32",
+     "maxclass": "message",
+     "text": "38 110",
+     "patching_rect": [
+      755,
+      140,
+      50,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-33",
+     "maxclass": "message",
+     "text": "42 110",
+     "patching_rect": [
+      810,
+      140,
+      50,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-34",
+     "maxclass": "message",
+     "text": "46 110",
+     "patching_rect": [
+      865,
+      140,
+      50,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-35",
+     "maxclass": "message",
+     "text": "49 110",
+     "patching_rect": [
+      920,
+      140,
+      50,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-36",
+     "maxclass": "message",
+     "text": "51 110",
+     "patching_rect": [
+      975,
+      140,
+      50,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-37",
+     "maxclass": "comment",
+     "text": "drums: kick snare closed-hat / open-hat crash ride",
+     "patching_rect": [
+      700,
+      200,
+      300,
+      22
+     ]
+    }
+   },
+   {
+    "box": {
+     "id": "obj-38",
+     "maxclass": "newobj",
      "text": "udpreceive 9001",
      "patching_rect": [
       20,
@@ -437,7 +541,7 @@
    },
    {
     "box": {
-     "id": "obj-31",
+     "id": "obj-39",
      "maxclass": "newobj",
      "text": "route /vqsynth/level",
      "patching_rect": [
@@ -450,7 +554,7 @@
    },
    {
     "box": {
-     "id": "obj-32",
+     "id": "obj-40",
      "maxclass": "newobj",
      "text": "unpack 0. 0",
      "patching_rect": [
@@ -463,7 +567,7 @@
    },
    {
     "box": {
-     "id": "obj-33",
+     "id": "obj-41",
      "maxclass": "flonum",
      "text": "",
      "patching_rect": [
@@ -476,7 +580,7 @@
    },
    {
     "box": {
-     "id": "obj-34",
+     "id": "obj-42",
      "maxclass": "number",
      "text": "",
      "patching_rect": [
@@ -489,7 +593,7 @@
    },
    {
     "box": {
-     "id": "obj-35",
+     "id": "obj-43",
      "maxclass": "comment",
      "text": "level dB, voices",
      "patching_rect": [
@@ -841,11 +945,83 @@
    {
     "patchline": {
      "source": [
+      "obj-31",
+      0
+     ],
+     "destination": [
+      "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-32",
+      0
+     ],
+     "destination": [
+      "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-33",
+      0
+     ],
+     "destination": [
+      "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-34",
+      0
+     ],
+     "destination": [
+      "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-35",
+      0
+     ],
+     "destination": [
+      "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-36",
+      0
+     ],
+     "destination": [
+      "obj-30",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
       "obj-30",
       0
      ],
      "destination": [
-      "obj-31",
+      "obj-1",
       0
      ]
     }
@@ -853,11 +1029,11 @@
    {
     "patchline": {
      "source": [
-      "obj-31",
+      "obj-38",
       0
      ],
      "destination": [
-      "obj-32",
+      "obj-39",
       0
      ]
     }
@@ -865,11 +1041,11 @@
    {
     "patchline": {
      "source": [
-      "obj-32",
+      "obj-39",
       0
      ],
      "destination": [
-      "obj-33",
+      "obj-40",
       0
      ]
     }
@@ -877,11 +1053,23 @@
    {
     "patchline": {
      "source": [
-      "obj-32",
+      "obj-40",
+      0
+     ],
+     "destination": [
+      "obj-41",
+      0
+     ]
+    }
+   },
+   {
+    "patchline": {
+     "source": [
+      "obj-40",
       1
      ],
      "destination": [
-      "obj-34",
+      "obj-42",
       0
      ]
     }

@@ -70,3 +70,11 @@ def test_max_patch_addresses_are_the_servers():
     received = [w for t in texts if t.startswith("route") for w in t.split()[1:]]
     assert received and all(f"`{a} " in lookup("/vqsynth/subscribe")[0].doc for a in received)  # what /notify pushes
     assert any(t.startswith("udpsend") for t in texts) and any(t.startswith("udpreceive") for t in texts)
+
+
+def test_pd_patch_addresses_are_the_servers():
+    """Every oscformat of the Pd patch (notes, attributes, presets, status, drum pads) is a table address."""
+    lines = (EXAMPLES / "vqsynth.pd").read_text().splitlines()
+    sent = ["/" + "/".join(line.rstrip(";").split()[5:]) for line in lines if " oscformat " in line]
+    assert "/vqsynth/drums/hit" in sent and len(sent) >= 8
+    assert [a for a in sent if lookup(a) is None] == []
