@@ -212,3 +212,19 @@ def test_the_default_mapping_moves_the_drum_controls_from_ccs(test_model, test_d
     ctl.handle(mido.Message("control_change", channel=9, control=20, value=64), 0.0)   # drums.variation
     assert e.drums.morph[e.drums.model.classes.index("snare")] == pytest.approx(1.0)
     assert e.drums.variation == pytest.approx(64 / 127) and e.drums.version == version + 2 and e.drums.wanted()
+
+
+def test_start_caches_the_middle_layer_and_the_render_thread_the_rest(test_model, test_drum_model):
+    import time
+
+    e = Engine(test_model, sample_rate=SR, block_size=128, drums=test_drum_model)
+    e.start()
+    try:
+        keys = set(test_drum_model.kits[0].keys)
+        assert {k for k, layer in e.drums.cache if layer == 1} == keys  # every key can be hit at once
+        deadline = time.monotonic() + 60
+        while e.drums.wanted() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not e.drums.wanted() and set(e.drums.cache) == {(k, layer) for k in keys for layer in range(3)}
+    finally:
+        e.stop()

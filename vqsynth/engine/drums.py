@@ -186,6 +186,16 @@ class DrumPart:
     def wanted(self) -> bool:
         return self.built_version != self.version
 
+    def started_builder(self):
+        """A builder already through the first layer (the middle velocity, every key of the kit), so a
+        hit sounds from the first second; the render thread finishes the other two layers."""
+        chunk = 2
+        built = self.builder(chunk)
+        for _ in range(-(-len(self.model.kits[self.kit].keys) // chunk)):
+            if next(built, StopIteration) is StopIteration:
+                return None
+        return built
+
     def builder(self, chunk: int = 2):
         """Rebuild the cache for the current controls, a few hits per step (a generator): the layer
         nearest the last hits first, keys most recently hit first, then the rest of the kit."""

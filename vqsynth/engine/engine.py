@@ -126,6 +126,7 @@ class Engine:
         # the GM drum part: hits from a cache of one-shots (engine/drums.py), None without a drum model
         self.drums = DrumPart(drums, sample_rate, block_size, seed) if drums is not None else None
         self.drum_channel = 9
+        self._drum_builder = None  # the drum cache build start() began, for the render thread to finish
 
     # ------------------------------------------------------------ control API (any thread)
     def _pos(self, t, at_sample):
@@ -699,7 +700,14 @@ class Engine:
         if self.running:
             return
         if self.use_cache:
-            self.build_attack_cache()
+            built = set()
+            while (key := self._cache_wanted()) is not None and key not in built:
+                for _ in self._cache_builder(key):
+                    pass
+                built.add(key)
+        # the drum kit: its middle velocity layer now, the rest on the render thread (a whole kit
+        # costs several seconds of a core: perf/README.md "Drums")
+        self._drum_builder = self.drums.started_builder() if self.drums is not None else None
         self.running = True
         self.thread = threading.Thread(target=self._render_loop, name="vqsynth-render", daemon=True)
         self.thread.start()
@@ -714,7 +722,7 @@ class Engine:
     def _render_loop(self):
         self.realtime = realtime_priority(1)
         busy, window_start = 0.0, time.perf_counter()
-        builder, build_resume = None, 0.0
+        builder, build_resume = self._drum_builder, 0.0
         while self.running:
             t0 = time.perf_counter()
             try:
