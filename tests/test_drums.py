@@ -228,3 +228,17 @@ def test_start_caches_the_middle_layer_and_the_render_thread_the_rest(test_model
         assert not e.drums.wanted() and set(e.drums.cache) == {(k, layer) for k in keys for layer in range(3)}
     finally:
         e.stop()
+
+
+def test_the_state_file_keeps_the_drum_part(test_model, test_drum_model, tmp_path):
+    from vqsynth.engine import state_file
+
+    e = _engine(test_model, test_drum_model)
+    e.set_drums(kit="Test Electronic", variation=0.25, morph={"crash": 0.5}, offsets={"warmth": -0.5})
+    path = state_file.save(tmp_path / "state.json", e)
+    fresh = _engine(test_model, test_drum_model)
+    fresh.set_drums(morph={"kick": 1.0})
+    state_file.load(path, fresh)
+    d = fresh.drums
+    assert d.kit == 1 and d.variation == 0.25 and d.morph[d.model.classes.index("crash")] == 0.5
+    assert d.morph[0] == 0.0 and d.offsets[d.model.attr_names.index("warmth")] == -0.5

@@ -1,6 +1,7 @@
 """An instrument's state in a file (Surge XT's patches, for an installation's reboot): which
 preset, its z, every attribute and the volume, and each of the 16 parts' preset, volume,
-expression and pan (a part on a custom z keeps part 1's). JSON, written whole or not at all.
+expression and pan (a part on a custom z keeps part 1's), and the drum part's kit, variation, class
+morph and feature offsets. JSON, written whole or not at all.
 
 `serve --state FILE` recalls it at start when it exists and saves it at a clean stop; OSC
 `/vqsynth/state/save` and `/vqsynth/state/load` save and recall it while running (saving only
@@ -20,7 +21,14 @@ def snapshot(engine) -> dict:
     return {"format": FORMAT, "model": engine.model.name, "preset": s["preset"],
             "preset_name": engine.model.presets[s["preset"]] if s["preset"] is not None else None,
             "z": [round(float(x), 6) for x in engine.z], "attrs": s["attrs"], "volume": s["volume"],
-            "parts": [{k: p[k] for k in ("preset", "volume", "expression", "pan")} for p in s["parts"]]}
+            "parts": [{k: p[k] for k in ("preset", "volume", "expression", "pan")} for p in s["parts"]],
+            **({"drums": drum_snapshot(engine.drums)} if engine.drums is not None else {})}
+
+
+def drum_snapshot(d) -> dict:
+    return {"kit": d.model.kits[d.kit].name, "variation": round(float(d.variation), 6),
+            "morph": {c: round(float(v), 6) for c, v in zip(d.model.classes, d.morph) if v},
+            "offsets": {a: round(float(v), 6) for a, v in zip(d.model.attr_names, d.offsets) if v}}
 
 
 def save(path, engine) -> Path:
@@ -52,6 +60,13 @@ def load(path, engine) -> dict:
                 engine.set_preset(int(part["preset"]), channel=c)
             engine.part_level(c, volume=float(part["volume"]), expression=float(part["expression"]),
                               pan=float(part["pan"]))
+        if "drums" in state and engine.drums is not None:
+            d = dict(state["drums"])
+            morph, offsets = dict(d.get("morph", {})), dict(d.get("offsets", {}))
+            m = engine.drums.model  # the controls not in the file go back to 0
+            engine.set_drums(kit=d.get("kit"), variation=d.get("variation"),
+                             morph={c: morph.get(c, 0.0) for c in m.classes},
+                             offsets={a: offsets.get(a, 0.0) for a in m.attr_names})
     except FileNotFoundError:
         raise ValueError(f"{path}: no such state file") from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
