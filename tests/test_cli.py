@@ -98,6 +98,14 @@ def test_presets_command_lists_numbers_names_and_programs(capsys):
     assert code == 2 and "ambiguous" in err[-1]
 
 
+def test_presets_lists_a_drum_models_kits(test_drum_model, capsys):
+    assert main(["presets", "--drums", str(test_drum_model.folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Test Standard" in out and "Test Electronic" in out and "GM kit program" in out
+    code, err = _run(["presets", "--drums", str(test_drum_model.folder), "nope"], capsys)
+    assert code == 2 and "no kit 'nope'" in err[-1]
+
+
 def test_render_starts_on_the_preset_asked_for(song, tmp_path, capsys):
     import numpy as np
     import soundfile as sf
