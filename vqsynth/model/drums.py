@@ -17,7 +17,7 @@ Why magnitudes and Griffin-Lim (not a waveform generator or the tonal DSP head):
 short, mostly noisy event whose character is in its spectral envelope over time (kick sweep,
 snare rattle, cymbal wash); a magnitude generator learns it from a plain regression loss in
 minutes on these CPUs, and the phase is found offline, when the hit cache is built, never in
-the audio thread. The fast Griffin-Lim of Perraudin et al. (2013) converges in ~32 iterations.
+the audio thread. The fast Griffin-Lim of Perraudin et al. (2013) with momentum 0.5, 16 iterations.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np
 
 from vqsynth.model.folder import ModelError, _expect_inputs, _session
 
-GL_ITERATIONS = 32
-GL_MOMENTUM = 0.99
+GL_ITERATIONS = 16  # with momentum 0.5, measured on the drum model's hits (spectral convergence, mean of 6
+GL_MOMENTUM = 0.5   # keys): 0.186 at 16 iterations, 0.168 at 32; momentum 0.99 gave 0.316 / 0.263
 
 
 def _window(n_fft: int) -> np.ndarray:

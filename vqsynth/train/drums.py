@@ -192,7 +192,7 @@ def load_run(run_dir):
 
 
 def kit_presets(hits: DrumHits, mu: np.ndarray) -> list:
-    """One preset per kit of the training split with its own hits for at least 12 keys: per GM key
+    """One preset per kit of the training split with its own hits for at least 4 keys: per GM key
     the kit's own sound (z mean, median features over its velocities), else that of the first kit
     of the same SoundFont that has the key (FluidSynth falls back to the Standard kit the same way)."""
     from vqsynth.data.build import kit_name
@@ -206,7 +206,7 @@ def kit_presets(hits: DrumHits, mu: np.ndarray) -> list:
             "z": mu[i].round(4).tolist(), "attrs": np.median(hits.attrs[rows], 0).round(4).tolist()}
     presets, seen = [], set()
     for (sf, kit), entry in sorted(per_kit.items(), key=lambda kv: (kv[0][0] != "FluidR3_GM", kv[0])):
-        if len(entry["keys"]) < 12:
+        if len(entry["keys"]) < 4:
             continue
         keys = dict(entry["keys"])
         for (sf2, kit2), other in sorted(per_kit.items()):
