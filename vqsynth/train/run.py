@@ -28,7 +28,10 @@ class Run:
         if ckpt.exists():
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
             for name, module in modules.items():
-                module.load_state_dict(state[name])
+                if name in state:  # a shipped, compact checkpoint leaves out the optimiser: it starts fresh
+                    module.load_state_dict(state[name])
+                else:
+                    self.log_line({"event": "not in checkpoint, starts fresh", "module": name})
             self.step = state["step"]
             self.elapsed_before = state.get("elapsed", 0.0)
             torch.set_rng_state(state["torch_rng"])
