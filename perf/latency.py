@@ -39,30 +39,16 @@ def wait_ready(proc, marker, timeout=60):
     raise RuntimeError("did not start:\n" + "".join(lines[-20:]))
 
 
-def measure(probe, midi_port, audio_port, notes, period, rng):
+def measure(probe, midi_port, audio_port, notes, period, rng, keys=None, channel=0):
+    """Note-ons at random offsets in the period (pitches 48.., or `keys` in turn on `channel`)."""
     probe.connect_to(midi_port)
     probe.connect_from(audio_port)
     time.sleep(0.3)
     lat = []
     for k in range(notes):
         offset = int(rng.integers(0, period))
-        v = probe.measure_note(48 + (k % 24), 110, wait=0.12, offset=offset)
-        if v is not None:
-            lat.append(v)
-        time.sleep(0.03)
-    probe.client.disconnect(probe.midi_out.name, midi_port)
-    probe.client.disconnect(audio_port, probe.audio_in.name)
-    return np.array(lat, dtype=float)
-
-
-def measure_drums(probe, midi_port, audio_port, notes, period, rng):
-    """A drum hit on channel 10 (kick, snare, hi-hats in turn) -> first sound, as `measure` for notes."""
-    probe.connect_to(midi_port)
-    probe.connect_from(audio_port)
-    time.sleep(0.3)
-    lat = []
-    for k in range(notes):
-        v = probe.measure_note((36, 38, 42, 46)[k % 4], 110, wait=0.12, offset=int(rng.integers(0, period)), channel=9)
+        pitch = keys[k % len(keys)] if keys else 48 + (k % 24)
+        v = probe.measure_note(pitch, 110, wait=0.12, offset=offset, channel=channel)
         if v is not None:
             lat.append(v)
         time.sleep(0.03)
@@ -136,7 +122,8 @@ def main():
                                    probe.sr, args.notes))
             if backend[1] == "jack" and "drums" in ready:
                 results.append(summary(label + ", MIDI drum hit (channel 10)",
-                                       measure_drums(probe, midi, audio, args.notes, args.period, rng),
+                                       measure(probe, midi, audio, args.notes, args.period, rng,
+                                               keys=(36, 38, 42, 46), channel=9),
                                        probe.sr, args.notes))
             if backend[1] == "jack":
                 osc_port = int(ready.rsplit(":", 1)[1])
