@@ -17,7 +17,6 @@ filled before it is marked active, and the callback only reads it.
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 
@@ -239,4 +238,3 @@ class DrumPart:
                     self.cache[(key, layer)] = (version, variants)
             yield
         self.built_version = version
-        self.built_at = time.monotonic()
