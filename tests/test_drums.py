@@ -183,6 +183,26 @@ def test_a_gm_file_renders_the_same_drums_twice(test_model, test_drum_model):
     np.testing.assert_array_equal(once(), once())
 
 
+def test_an_offline_render_makes_only_the_hits_it_plays_and_they_equal_the_whole_kits(test_model, test_drum_model):
+    """Offline, a hit is made when first played (a kit costs seconds, a file plays a few keys): the
+    same audio as with the whole kit cached first, and only the (key, layer) pairs played made."""
+    events = [(0.01, 36, 110), (0.05, 42, 60), (0.09, 38, 100), (0.13, 42, 64)]
+
+    def play(e, hits):
+        for t, key, vel in hits:
+            e.drum_hit(key, vel, at_sample=int(t * SR))
+        return _play(e, int(0.3 * SR) // 128)
+
+    whole = _engine(test_model, test_drum_model)
+    expected = play(whole, events)
+    lazy = Engine(test_model, sample_rate=SR, block_size=128, drums=test_drum_model, attack_cache=False)
+    lazy.drums.on_demand = True
+    got = play(lazy, events)
+    assert sorted(lazy.drums.cache) == [(36, 2), (38, 1), (42, 0)]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert np.abs(got).max() > 0.01
+
+
 def test_mixing_hits_allocates_nothing(test_model, test_drum_model):
     import tracemalloc
 

@@ -47,6 +47,10 @@ class DrumPart:
         self.cache: dict = {}     # (key, layer) -> (version, [float32 arrays at the device rate])
         self.recent: list = []    # keys hit, most recent last: rebuilt first
         self.built_version = -1
+        # offline renders make each (key, layer) when first hit instead of the whole kit ahead: the
+        # same hits (a hit takes the nearest layer, and a kit's hits do not depend on each other),
+        # for the price of the keys a file plays (a kit costs 7 s; perf/README.md "Drums")
+        self.on_demand = False
         self.counters = {"drum_hits": 0, "drum_uncached": 0, "drum_unknown_key": 0, "drum_choked": 0,
                          "drum_cut": 0}
         self.next_variant = 0
@@ -99,6 +103,10 @@ class DrumPart:
         if self.model.key_class(key) is None or key not in self.model.kits[self.kit].keys:
             self.counters["drum_unknown_key"] += 1
             return False
+        if self.on_demand:  # offline: make the one hit asked for now, with the current controls
+            layer = min(range(len(LAYERS)), key=lambda i: abs(LAYERS[i] - velocity))
+            if self.cache.get((key, layer), (None,))[0] != self.version:
+                self._make([(key, layer)], self.version, self.variation)
         with self.lock:
             self.recent = [k for k in self.recent if k != key][-15:] + [key]
             layers = [(abs(v - velocity), i) for i, v in enumerate(LAYERS) if (key, i) in self.cache]
@@ -198,43 +206,48 @@ class DrumPart:
     def builder(self, chunk: int = 2):
         """Rebuild the cache for the current controls, a few hits per step (a generator): the layer
         nearest the last hits first, keys most recently hit first, then the rest of the kit."""
-        import soxr
-
         with self.lock:
             version, kit, variation = self.version, self.kit, self.variation
             recent = list(reversed(self.recent))
         keys = recent + [k for k in sorted(self.model.kits[kit].keys) if k not in recent]
         order = [(k, layer) for layer in (1, 2, 0) for k in keys]
-        n_var = VARIANTS if variation > 0 else 1
         for c0 in range(0, len(order), chunk):
             if self.version != version:
                 return  # the controls moved again: the next build starts from them
-            todo = []
-            for key, layer in order[c0:c0 + chunk]:
-                cond = self.conditions(key)
-                if cond is not None:
-                    todo.append((key, layer, cond))
-            if not todo:
-                continue
-            z, labels, attrs, vel = [], [], [], []
-            for key, layer, (zk, lab, att) in todo:
-                rng = np.random.default_rng((self.seed, key, layer, version))
-                for v in range(n_var):
-                    spread = 2.0 * variation * self.model.z_noise
-                    z.append(zk + (spread * rng.standard_normal(zk.shape).astype(np.float32) if variation > 0 else 0))
-                    labels.append(lab)
-                    attrs.append(att)
-                    vel.append(LAYERS[layer] / 127.0)
-            audio = self.model.hits(np.stack(z), np.stack(labels), np.stack(attrs), np.array(vel, np.float32),
-                                    seed=self.seed, trim_db=TRIM_DB)  # a list: each hit trimmed to its decay
-            for j, (key, layer, _) in enumerate(todo):
-                variants = []
-                for x in audio[j * n_var:(j + 1) * n_var]:
-                    if self.model.sample_rate != self.sample_rate:
-                        x = soxr.resample(x, self.model.sample_rate, self.sample_rate, quality="HQ")
-                    if np.isfinite(x).all():
-                        variants.append(np.ascontiguousarray(x, np.float32))
-                if variants:
-                    self.cache[(key, layer)] = (version, variants)
+            self._make(order[c0:c0 + chunk], version, variation)
             yield
         self.built_version = version
+
+    def _make(self, wanted, version, variation):
+        """Make and cache the hits of `wanted` [(key, layer)] for the controls of `version`: each
+        from its own seed, so a hit does not depend on which others are made with it."""
+        import soxr
+
+        n_var = VARIANTS if variation > 0 else 1
+        todo = []
+        for key, layer in wanted:
+            cond = self.conditions(key)
+            if cond is not None:
+                todo.append((key, layer, cond))
+        if not todo:
+            return
+        z, labels, attrs, vel = [], [], [], []
+        for key, layer, (zk, lab, att) in todo:
+            rng = np.random.default_rng((self.seed, key, layer, version))
+            for v in range(n_var):
+                spread = 2.0 * variation * self.model.z_noise
+                z.append(zk + (spread * rng.standard_normal(zk.shape).astype(np.float32) if variation > 0 else 0))
+                labels.append(lab)
+                attrs.append(att)
+                vel.append(LAYERS[layer] / 127.0)
+        audio = self.model.hits(np.stack(z), np.stack(labels), np.stack(attrs), np.array(vel, np.float32),
+                                seed=self.seed, trim_db=TRIM_DB)  # a list: each hit trimmed to its decay
+        for j, (key, layer, _) in enumerate(todo):
+            variants = []
+            for x in audio[j * n_var:(j + 1) * n_var]:
+                if self.model.sample_rate != self.sample_rate:
+                    x = soxr.resample(x, self.model.sample_rate, self.sample_rate, quality="HQ")
+                if np.isfinite(x).all():
+                    variants.append(np.ascontiguousarray(x, np.float32))
+            if variants:
+                self.cache[(key, layer)] = (version, variants)

@@ -912,15 +912,15 @@ class Engine:
                     return key
         return None
 
-    def build_attack_cache(self):
-        """Build every missing or stale instrument's cache, and the drum kit's, now (start-up,
-        offline renders)."""
+    def build_attack_cache(self, drums: bool = True):
+        """Build every missing or stale instrument's cache, and (drums=True) the drum kit's, now
+        (start-up, offline renders, tests)."""
         built = set()
         while (key := self._cache_wanted()) is not None and key not in built:
             for _ in self._cache_builder(key):
                 pass
             built.add(key)
-        if self.drums is not None and self.drums.wanted():
+        if drums and self.drums is not None and self.drums.wanted():
             for _ in self.drums.builder():
                 pass
 

@@ -30,10 +30,9 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1,
     engine.samples_out = 0
     engine.clock.tick(0, 0.0)
     if engine.use_cache:
-        engine.build_attack_cache()
-    elif engine.drums is not None:  # hits always come from the drum cache
-        for _ in engine.drums.builder():
-            pass
+        engine.build_attack_cache(drums=False)
+    if engine.drums is not None:  # each hit made when first played, with the controls of its time
+        engine.drums.on_demand = True
     changed_at = None
     told = time.monotonic()
     for first in range(0, total, n):
@@ -49,11 +48,8 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1,
                 changed_at = -sr
             k += 1
         if engine.use_cache and changed_at is not None and first - changed_at > 0.05 * sr:
-            engine.build_attack_cache()
+            engine.build_attack_cache(drums=False)
             changed_at = None
-        if engine.drums is not None and engine.drums.wanted():  # a kit or drum control change: at once
-            for _ in engine.drums.builder():
-                pass
         engine.step(out[first:first + n], now=first / sr)
     if progress is not None:
         progress(total / sr, total / sr)

@@ -85,6 +85,9 @@ def run(args):
     check_output(args.output)
     midi = load_midi(args.midi)
     engine = build_engine(args)
+    # every note from the model with the attributes of its own time: the attack cache hides
+    # latency live, and offline there is none (attribute sweeps would only rebuild it)
+    engine.use_cache = False
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
     events, length = midi_events(midi, controller)
     t0 = time.perf_counter()
