@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from vqsynth.engine.clock import SampleClock
+from vqsynth.engine.controls import AttrGlide, BendTrack
 from vqsynth.engine.drums import DrumPart
 from vqsynth.engine.errors import InputError
 from vqsynth.engine.parts import N_PARTS, Part, pan_gains
@@ -63,6 +64,7 @@ class Engine:
         self.block_size = block_size
         self.hop = int(round(model.hop * sample_rate / model.sample_rate))  # output samples per frame
         self.lead = max(lead_frames * self.hop, 2 * block_size)
+        self.max_chunk = 1  # frames per voice per generator call (offline.render raises it)
         self.clock = SampleClock(sample_rate, latency_samples=block_size + 32)
         if prior_mode and prior_mode != model.prior.mode:
             model.prior.mode = prior_mode
@@ -80,22 +82,21 @@ class Engine:
         self.serial = 0
         self.channel_notes = [0] * 16  # notes started per channel: with the channel, a note's seed
         # settings
-        self.attr_target = model.attr_defaults.copy()
-        self.attr_now = model.attr_defaults.copy()
-        self.smoothed_at = 0  # output sample the attribute glide was last advanced to
-        self.attr_smoothing = np.full(len(model.attr_names), self.smoothing_per_frame(60.0), dtype=np.float32)
+        self.attr_target = model.attr_defaults.copy()  # the latest asked; frames read `glide`
+        self.glide = AttrGlide(model.attr_defaults, np.full(len(model.attr_names), self.smoothing_per_frame(60.0)),
+                               self.hop)
         self.instrument_serial = 0  # numbers custom z instruments, so each is its own cache key
         if model.presets:
             self.parts = [Part(0, model.preset_z(0), ("preset", 0)) for _ in range(N_PARTS)]
         else:
             self.parts = [Part(None, seed_z(0, model.z_size), ("z", 0)) for _ in range(N_PARTS)]
         self.route = list(range(16))  # channel -> the part its notes play through (MPE members: their manager)
-        self.bend = np.zeros(16)  # semitones, per MIDI channel
+        self.bend = np.zeros(16)  # semitones, per MIDI channel: the latest asked; frames read `bends`
+        self.bends = BendTrack(16)
         # per-channel expression (MPE member channels: one note each): a level multiplier and
         # attribute values that override the global ones for that channel's voices (NaN: follow)
         self.channel_level = np.ones(16, dtype=np.float32)
         self.channel_attr_target = np.full((16, len(model.attr_names)), np.nan, dtype=np.float32)
-        self.channel_attr_now = np.zeros((16, len(model.attr_names)), dtype=np.float32)
         self.sustain_on = np.zeros(16, dtype=bool)
         self.volume = volume  # what the last block used
         self.volume_target = volume
@@ -202,7 +203,7 @@ class Engine:
             if cached is not None:
                 audio, frames, snap = cached
                 note.tokens = snap[2].fork((self.seed, *key))  # the cached attack's writer, reseeded
-                f0 = pitch + self.bend[channel]
+                f0 = pitch + self.bends.at(channel, pos)
                 if f0 == int(round(pitch)):
                     s.write(slot, audio)
                     self.pending[slot] = ("restore", snap)
@@ -212,7 +213,7 @@ class Engine:
                 self.counters["cache_hits"] += 1
             else:  # nothing to play until the render thread has run the model: this note starts late
                 note.tokens = self.model.prior.note(velocity, seed=(self.seed, *key))
-                self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bend[channel])))
+                self.pending[slot] = ("reset", float(midi_to_hz(pitch + self.bends.at(channel, pos))))
                 self.counters["uncached_notes"] += 1
             self.counters["notes"] += 1
             s.active[slot] = True
@@ -305,9 +306,11 @@ class Engine:
         self.pitch_bend(channel, 0.0, t, at_sample)
         self.sustain(channel, False, t, at_sample)
         self.channel_expression(channel, 1.0)
+        pos = self._pos(t, at_sample)
         with self.lock:
             if self.route[int(channel)] != int(channel):
                 self.channel_attr_target[int(channel)] = np.nan
+                self.glide.follow(pos, int(channel) + 1)
 
     def channel_expression(self, channel, level, t=None, at_sample=None):
         """Level multiplier 0..1 for the voices of one channel (MPE pressure, CC11), ramped in the
@@ -393,11 +396,13 @@ class Engine:
         k = self._attr_index(name, value)
         if self._later(t, at_sample, lambda p: self.channel_attr(channel, name, value, at_sample=p)):
             return
+        pos = self._pos(t, at_sample)
         with self.lock:
             if value is None:
                 self.channel_attr_target[channel, k] = np.nan
+                self.glide.follow(pos, channel + 1, k)
                 return
-            self._part_attr(channel, k, float(value))
+            self._part_attr(channel, k, float(value), pos)
 
     def pitch_bend(self, channel, semitones, t=None, at_sample=None):
         semitones = float(semitones)
@@ -405,7 +410,10 @@ class Engine:
             raise InputError(f"pitch bend {semitones} semitones out of range ±48")
         if self._later(t, at_sample, lambda p: self.pitch_bend(channel, semitones, at_sample=p)):
             return
-        self.bend[int(channel)] = semitones
+        pos = self._pos(t, at_sample)
+        with self.lock:
+            self.bend[int(channel)] = semitones
+            self.bends.set(pos, int(channel), semitones)
 
     def smoothing_per_frame(self, smooth_ms: float) -> float:
         """One-pole coefficient per generator frame that settles (to ~5 %) in about smooth_ms."""
@@ -443,9 +451,12 @@ class Engine:
         value = float(value)
         if self._later(t, at_sample, lambda p: self.set_attr(name, value, smooth_ms=smooth_ms, at_sample=p)):
             return
-        if smooth_ms is not None:
-            self.attr_smoothing[i] = self.smoothing_per_frame(float(smooth_ms))
-        self.attr_target[i] = value
+        pos = self._pos(t, at_sample)
+        with self.lock:
+            if smooth_ms is not None:
+                self.glide.speed(pos, i, self.smoothing_per_frame(float(smooth_ms)))
+            self.attr_target[i] = value
+            self.glide.set(pos, 0, i, value)
         self._settings_changed("attr", {"name": name, "value": value})
 
     def set_preset(self, preset, t=None, at_sample=None, channel=None):
@@ -460,14 +471,16 @@ class Engine:
         if self._later(t, at_sample, lambda p: self.set_preset(index, at_sample=p, channel=channel)):
             return
         recalled = {self.model.attr_names.index(n): float(v) for n, v in self.model.preset_attrs(index).items()}
+        pos = self._pos(t, at_sample)
         with self.lock:
             self._set_instrument(parts, index, self.model.preset_z(index))
             for k, value in recalled.items():
                 if channel is None:  # every part: the global attributes, no part keeps its own
                     self.attr_target[k] = value
                     self.channel_attr_target[:, k] = np.nan
+                    self.glide.recall(pos, k, value)
                 else:
-                    self._part_attr(channel, k, value)
+                    self._part_attr(channel, k, value, pos)
         if channel is None:
             self._settings_changed("preset", {"index": index, "name": names[index]})
             for k, value in recalled.items():  # subscribers' faders follow the recall
@@ -518,11 +531,21 @@ class Engine:
         self.z_changed_at = time.monotonic()
         self.wake.set()
 
-    def _part_attr(self, channel, k, value):
-        """Part `channel`'s own value of attribute k, glided to from where the part is now."""
-        if np.isnan(self.channel_attr_target[channel, k]):
-            self.channel_attr_now[channel, k] = self.attr_now[k]
+    def _part_attr(self, channel, k, value, pos):
+        """Part `channel`'s own value of attribute k from `pos`, glided to from where the part is."""
         self.channel_attr_target[channel, k] = value
+        self.glide.set(pos, channel + 1, k, value)
+
+    @property
+    def attr_now(self) -> np.ndarray:
+        """The global attributes where the output is now (a copy: change them with set_attr)."""
+        with self.lock:
+            return self.glide.at(self.samples_out)[0][0].astype(np.float32)
+
+    def jump_attrs(self):
+        """Every attribute at its target now, no glide (a recalled state, a preset at start-up)."""
+        with self.lock:
+            self.glide.jump(self._pos(None, None) if self.running else self.samples_out)
 
     def part_attrs(self, channel) -> np.ndarray:
         """The attribute targets a part plays with: its own where it has them, else the global ones."""
@@ -762,71 +785,88 @@ class Engine:
             method(pos, *args)
 
     def render_step(self, now_sample) -> bool:
-        """Render one frame for every voice that is less than `lead` ahead; False if none was."""
+        """Render the next frames of every voice less than `lead` ahead: one frame each live, up to
+        `max_chunk` in one generator call (offline) while the voice's attributes hold still (the
+        generator takes one attribute vector a call). Each frame reads the controls at its own
+        position (engine/controls.py), so any chunking gives the same audio. False: none needed."""
         self._run_due_events(now_sample)
-        s = self.slots
+        s, hop = self.slots, self.hop
         with self.lock:
-            need = [i for i in np.flatnonzero(s.active)
-                    if s.end[i] < 0 and s.written[i] - s.read[i] < self.lead and s.notes[i] is not None]
+            active = [i for i in np.flatnonzero(s.active) if s.notes[i] is not None]
+            need = [i for i in active if s.end[i] < 0 and s.written[i] - s.read[i] < self.lead]
             if not need:
                 return False
             for i in need:
                 self._apply_pending(i)
-            # a bent note started from the cache plays its cached frames before the model takes over
-            cached = {i: s.notes[i].cached_frames.pop(0) for i in need if s.notes[i].cached_frames}
-            run = [i for i in need if i not in cached]
-            need = run + list(cached)
-            sel = np.array(need)
-            gens = s.generation[sel].copy()
-            tokens = np.array([[self._next_token(i)] for i in run], dtype=np.int64)
-            pitch = np.array([s.notes[i].pitch for i in run], dtype=np.float32)
-            f0 = midi_to_hz(np.array([s.notes[i].pitch + self.bend[s.notes[i].channel] for i in need]))[:, None]
-            # attributes glide in time, not per step: a voice hears the same glide whatever else plays
-            frames_passed = max(now_sample - self.smoothed_at, 0) / self.hop
-            self.smoothed_at = max(now_sample, self.smoothed_at)
-            rate = 1.0 - (1.0 - self.attr_smoothing) ** frames_passed
-            self.attr_now += rate * (self.attr_target - self.attr_now)
-            attrs = np.repeat(self.attr_now[None], len(run), 0)
-            own = ~np.isnan(self.channel_attr_target)
-            if own.any():  # a part's own attributes, then an MPE member channel's: smoothed once per step
-                tgt = np.where(own, self.channel_attr_target, self.channel_attr_now)
-                self.channel_attr_now += rate * (tgt - self.channel_attr_now)
-                for k, i in enumerate(run):
-                    c = s.notes[i].channel
-                    p = self.route[c]
-                    attrs[k] = np.where(own[p], self.channel_attr_now[p], attrs[k])
-                    if c != p:
-                        attrs[k] = np.where(own[c], self.channel_attr_now[c], attrs[k])
-            state = self.gen_state[sel]
-            z = self.slot_z[run]
-        if run:
-            frames, state[:len(run)] = self.model.generate(z, pitch, attrs, tokens, state[:len(run)])
-        else:
-            frames = np.zeros((0, 1, self.model.frame_size), dtype=np.float32)
-        if cached:
-            frames = np.concatenate([frames, np.stack(list(cached.values()))[:, None]], axis=0)
-        audio = self.synth.render(sel, frames, f0)
-        bad = ~np.isfinite(audio).all(axis=1)  # a model that blew up (NaN/inf) must not reach the output
-        if bad.any():
-            audio[bad], state[bad] = 0.0, 0.0
-            self.counters["nonfinite"] += int(bad.sum())
+            horizon = min([int(s.start[i] + s.written[i]) for i in active] + [self.samples_out])
+            self.glide.fold(horizon)  # no frame reads the controls before this any more
+            self.bends.fold(horizon)
+            groups: dict = {}  # frames per call -> slots
+            for i in need:
+                note, at = s.notes[i], int(s.start[i] + s.written[i]) + hop  # where its next frame ends
+                if note.cached_frames:  # a bent note started from the cache: its cached frames first
+                    groups.setdefault("cached", []).append((i, None))
+                    continue
+                part = self.route[note.channel]
+                attrs = self.glide.voice(at, part, note.channel)
+                want = min(self.max_chunk, max(1, -(-(self.lead - int(s.written[i] - s.read[i])) // hop)))
+                T = 1
+                while T < want and np.array_equal(self.glide.voice(at + T * hop, part, note.channel), attrs):
+                    T += 1
+                groups.setdefault(T, []).append((i, attrs))
+            jobs = []
+            for T, items in groups.items():
+                run = [i for i, _ in items]
+                sel = np.array(run)
+                n = 1 if T == "cached" else T
+                starts = [int(s.start[i] + s.written[i]) for i in run]
+                f0 = midi_to_hz(np.array([[s.notes[i].pitch + self.bends.at(s.notes[i].channel, a + (j + 1) * hop)
+                                           for j in range(n)] for i, a in zip(run, starts)]))
+                job = {"sel": sel, "gens": s.generation[sel].copy(), "f0": f0, "state": self.gen_state[sel]}
+                if T == "cached":
+                    job["frames"] = np.stack([s.notes[i].cached_frames.pop(0) for i in run])[:, None]
+                    job["done"] = np.zeros((len(run), 1), bool)
+                else:
+                    done = np.zeros((len(run), T), bool)
+                    tokens = np.empty((len(run), T), np.int64)
+                    for k, i in enumerate(run):
+                        for j in range(T):
+                            tokens[k, j] = self._next_token(i, j)
+                            done[k, j] = s.notes[i].tokens.done
+                    job.update(tokens=tokens, done=done, z=self.slot_z[sel],
+                               pitch=np.array([s.notes[i].pitch for i in run], dtype=np.float32),
+                               attrs=np.stack([a for _, a in items]).astype(np.float32))
+                jobs.append(job)
+        for job in jobs:
+            if "tokens" in job:
+                job["frames"], job["state"] = self.model.generate(job["z"], job["pitch"], job["attrs"], job["tokens"],
+                                                                  job["state"])
+            job["audio"] = self.synth.render(job["sel"], job["frames"], job["f0"])
         with self.lock:
-            for k, i in enumerate(need):
-                if s.generation[i] != gens[k] or i in self.pending:
-                    continue  # the slot got a new note while we rendered: drop this frame
-                self.gen_state[i] = state[k]
-                note, out = s.notes[i], audio[k]
-                finished = False
-                if bad[k]:  # end that voice: silence now, not NaN
-                    finished = True
-                elif note is not None and note.tokens.done:
-                    note.done_frames += 1
-                    finished = np.abs(out).max() < 1e-4 or note.done_frames >= self.max_tail_frames
-                    if finished:  # the model left a tail: fade it rather than click
-                        out = out * np.linspace(1.0, 0.0, out.shape[0], dtype=np.float32)
-                s.write(i, out)
-                if finished:
-                    s.end[i] = s.written[i]
+            for job in jobs:
+                audio, done = job["audio"], job["done"]
+                for k, i in enumerate(job["sel"]):
+                    if s.generation[i] != job["gens"][k] or i in self.pending:
+                        continue  # the slot got a new note while we rendered: drop these frames
+                    self.gen_state[i] = job["state"][k]
+                    note = s.notes[i]
+                    for j in range(done.shape[1]):
+                        out = audio[k, j * hop:(j + 1) * hop]
+                        finished = False
+                        if not np.isfinite(out).all():  # a model that blew up must not reach the output
+                            out = np.zeros_like(out)
+                            self.gen_state[i] = 0.0
+                            self.counters["nonfinite"] += 1
+                            finished = True
+                        elif note is not None and done[k, j]:
+                            note.done_frames += 1
+                            finished = np.abs(out).max() < 1e-4 or note.done_frames >= self.max_tail_frames
+                            if finished:  # the model left a tail: fade it rather than click
+                                out = out * np.linspace(1.0, 0.0, out.shape[0], dtype=np.float32)
+                        s.write(i, out)
+                        if finished:
+                            s.end[i] = s.written[i]
+                            break
         return True
 
     def _apply_pending(self, i):
@@ -844,14 +884,15 @@ class Engine:
             self.gen_state[i] = gen_state
             self.synth.restore(np.array([i]), synth_snap)
 
-    def _next_token(self, i):
-        """The token of slot i's next frame; starts the release when its frame reaches the note-off."""
+    def _next_token(self, i, ahead: int = 0):
+        """The token of slot i's frame `ahead` after its next; starts the release when that frame
+        reaches the note-off."""
         s, note = self.slots, self.slots.notes[i]
-        frame_start = int(s.start[i]) + int(s.written[i])
+        frame_start = int(s.start[i]) + int(s.written[i]) + ahead * self.hop
         if note.release_at is not None and frame_start + self.hop > note.release_at and not note.sustained:
             note.tokens.release()
         if note.fixed_tokens and not note.tokens.done and note.tokens.phase != "release":
-            k = int(s.written[i]) // self.hop
+            k = int(s.written[i]) // self.hop + ahead
             note.tokens.next()  # keep the prior's phase bookkeeping moving
             return note.fixed_tokens[min(k, len(note.fixed_tokens) - 1)]
         return note.tokens.next()

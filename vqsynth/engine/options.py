@@ -20,7 +20,7 @@ def build_engine(args):
             engine.set_drums(kit=args.kit)
         if getattr(args, "preset", None) is not None:
             engine.set_preset(args.preset)
-            engine.attr_now[:] = engine.attr_target  # start there, no glide from the defaults
+            engine.jump_attrs()  # start there, no glide from the defaults
         return engine
     except (ModelError, InputError, ValueError) as exc:
         raise UserError(str(exc)) from None

@@ -71,5 +71,5 @@ def load(path, engine) -> dict:
         raise ValueError(f"{path}: no such state file") from None
     except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{path}: cannot recall this state ({exc})") from None
-    engine.attr_now[:] = engine.attr_target  # recalled as it was, no glide from the defaults
+    engine.jump_attrs()  # recalled as it was, no glide from the defaults
     return state

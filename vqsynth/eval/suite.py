@@ -25,8 +25,9 @@ def render_note(model, pitch, attrs=None, hold_s=1.0, velocity=100, z=None, bend
 
     e = Engine(model, sample_rate=sample_rate or model.sample_rate, polyphony=1, attack_cache=False, seed=seed, volume=1.0)
     if attrs is not None:
-        e.attr_target[:] = attrs
-        e.attr_now[:] = attrs
+        for name, value in zip(model.attr_names, np.asarray(attrs, dtype=np.float64)):
+            e.set_attr(name, float(np.clip(value, *model.attr_ranges[name])))
+        e.jump_attrs()
     if z is not None:
         e.z = np.asarray(z, dtype=np.float32)
     ev = [(0.0, lambda t: e.pitch_bend(0, bend, t=t)), (0.0, lambda t: e.note_on(pitch, velocity, t=t)),
