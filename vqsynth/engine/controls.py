@@ -6,13 +6,15 @@ frames are rendered one per step or many per generator call, at any block size, 
 takes the same course for every voice whatever else plays. Changes wait here, ordered by
 position, until no frame can still read the state before them; then they fold into the base.
 
-Both are written and read under the engine's lock (control threads add, the render thread reads).
+Control threads add changes and the render thread reads them, each under the track's own short
+lock (not the engine's: a 10k/s OSC storm of attribute changes waited on it behind the render thread).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import threading
 
 import numpy as np
 
@@ -25,29 +27,33 @@ class BendTrack:
     def __init__(self, channels: int = 16):
         self.base = np.zeros(channels)
         self.changes: list = []  # (pos, seq, channel, semitones), by position
+        self.lock = threading.Lock()
 
     def set(self, pos: int, channel: int, semitones: float):
-        bisect.insort(self.changes, (int(pos), next(_SEQ), int(channel), float(semitones)))
+        with self.lock:
+            bisect.insort(self.changes, (int(pos), next(_SEQ), int(channel), float(semitones)))
 
     def at(self, channel: int, pos: int) -> float:
         """The bend of `channel` at output sample `pos`."""
-        value = self.base[channel]
-        for p, _, c, v in self.changes:
-            if p > pos:
-                break
-            if c == channel:
-                value = v
+        with self.lock:
+            value = self.base[channel]
+            for p, _, c, v in self.changes:
+                if p > pos:
+                    break
+                if c == channel:
+                    value = v
         return float(value)
 
     def fold(self, pos: int):
         """Forget the history before `pos` (no frame reads it any more)."""
-        k = 0
-        for p, _, c, v in self.changes:
-            if p > pos:
-                break
-            self.base[c] = v
-            k += 1
-        del self.changes[:k]
+        with self.lock:
+            k = 0
+            for p, _, c, v in self.changes:
+                if p > pos:
+                    break
+                self.base[c] = v
+                k += 1
+            del self.changes[:k]
 
 
 class AttrGlide:
@@ -68,6 +74,11 @@ class AttrGlide:
         self.target[0] = defaults
         self.coef = np.asarray(coef, dtype=np.float64).copy()
         self.changes: list = []  # (pos, seq, change), by position; see _apply
+        # (k, at, now, target, coef): the state just after the first k changes, where the last
+        # of them is. Voices read at nearby positions, so each read starts from there instead of
+        # walking every change again (a 10k/s OSC storm keeps a few dozen of them pending).
+        self._memo = None
+        self.lock = threading.Lock()
 
     # changes, each at its output sample position
     def set(self, pos, row, k, value):
@@ -90,15 +101,21 @@ class AttrGlide:
         self._add(pos, ("jump", 0, None, None))
 
     def _add(self, pos, change):
-        bisect.insort(self.changes, (int(pos), next(_SEQ), change))
+        entry = (int(pos), next(_SEQ), change)
+        with self.lock:
+            k = bisect.bisect(self.changes, entry)
+            self.changes.insert(k, entry)
+            if self._memo is not None and k < self._memo[0]:
+                self._memo = None  # it had run past where this change goes
 
     # reading
     def _advance(self, now, target, coef, samples):
         if samples <= 0:
             return
-        rate = 1.0 - (1.0 - coef) ** (samples / self.hop)
-        own = ~np.isnan(target)
-        now[own] += (rate * (np.where(own, target, 0.0) - now))[own]
+        step = target - now
+        step[step != step] = 0.0  # NaN: a row that follows row 0 does not move
+        step *= 1.0 - (1.0 - coef) ** (samples / self.hop)
+        now += step
 
     @staticmethod
     def _apply(now, target, coef, change):
@@ -119,37 +136,51 @@ class AttrGlide:
             now[own] = target[own]
 
     def _run(self, pos, commit: bool):
-        now, target, coef, at = self.now, self.target, self.coef, self.pos
-        if not commit:
+        if commit:
+            now, target, coef, at, k0 = self.now, self.target, self.coef, self.pos, 0
+        elif self._memo is not None and self._memo[0] <= len(self.changes) and \
+                (self._memo[0] == 0 or self.changes[self._memo[0] - 1][0] <= pos):
+            k0, at, now, target, coef = self._memo
             now, target, coef = now.copy(), target.copy(), coef.copy()
-        k = 0
-        for p, _, change in self.changes:
+        else:
+            now, target, coef, at, k0 = self.now.copy(), self.target.copy(), self.coef.copy(), self.pos, 0
+        k = k0
+        for p, _, change in itertools.islice(self.changes, k0, None):
             if p > pos:
                 break
             self._advance(now, target, coef, p - at)
             at = max(at, p)
             self._apply(now, target, coef, change)
             k += 1
-        self._advance(now, target, coef, pos - at)
         if commit:
             del self.changes[:k]
+            if self._memo is not None:  # still the state after the same changes, now k fewer
+                self._memo = (self._memo[0] - k,) + self._memo[1:] if self._memo[0] >= k else None
+            self._advance(now, target, coef, pos - at)
             self.pos = max(at, pos)
+            return now, target
+        if k > k0 or self._memo is None:
+            self._memo = (k, at, now.copy(), target.copy(), coef.copy())
+        self._advance(now, target, coef, pos - at)
         return now, target
 
     def at(self, pos: int):
         """(values [rows, A], targets [rows, A]) at output sample `pos` (a position before the
         folded history reads the state there)."""
-        return self._run(int(pos), commit=False)
+        with self.lock:
+            return self._run(int(pos), commit=False)
 
     def voice(self, pos: int, part: int, channel: int) -> np.ndarray:
         """The attributes [A] a voice of `channel`, playing through `part`, reads at `pos`: the
         channel's own, else the part's own, else the global ones."""
-        now, target = self.at(pos)
+        with self.lock:
+            now, target = self._run(int(pos), commit=False)
         out = np.where(np.isnan(target[part + 1]), now[0], now[part + 1])
         if channel != part:
             out = np.where(np.isnan(target[channel + 1]), out, now[channel + 1])
         return out
 
     def fold(self, pos: int):
-        if pos > self.pos:
-            self._run(int(pos), commit=True)
+        with self.lock:
+            if pos > self.pos and self.changes and self.changes[0][0] <= pos:
+                self._run(int(pos), commit=True)

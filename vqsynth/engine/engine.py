@@ -23,7 +23,7 @@ from vqsynth.engine.controls import AttrGlide, BendTrack
 from vqsynth.engine.drums import DrumPart
 from vqsynth.engine.errors import InputError
 from vqsynth.engine.parts import N_PARTS, Part, pan_gains
-from vqsynth.engine.voices import Note, VoiceSlots, line_into
+from vqsynth.engine.voices import Note, VoiceSlots, glide_into
 from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
 
@@ -71,13 +71,17 @@ class Engine:
         self.seed = seed
         self.lock = threading.Lock()
         self.wake = threading.Event()
-        self.slots = VoiceSlots(polyphony, ring_size=max(8 * self.hop, 4 * self.lead), block_size=block_size)
-        self.synth = VoiceSynth(polyphony, model.n_harmonics, model.n_noise, sample_rate, self.hop,
+        self.polyphony = polyphony  # notes sounding at once; twice as many slots, so a stolen note
+        # plays on until the new one starts (VoiceSlots.choose_slot)
+        self.slots = VoiceSlots(2 * polyphony, ring_size=max(8 * self.hop, 4 * self.lead), block_size=block_size)
+        self.synth = VoiceSynth(2 * polyphony, model.n_harmonics, model.n_noise, sample_rate, self.hop,
                                 model.band_limit_hz, seed)
-        self.gen_state = model.initial_state(polyphony)
-        self.slot_z = np.zeros((polyphony, model.z_size), dtype=np.float32)
+        self.gen_state = model.initial_state(2 * polyphony)
+        self.slot_z = np.zeros((2 * polyphony, model.z_size), dtype=np.float32)
+        self.steal_fade = max(1, int(0.003 * sample_rate))  # a stolen note fades out over 3 ms
         self.pending: dict[int, tuple] = {}  # slot -> ("reset", f0) | ("restore", snapshot) | ("bent", (f0, state))
         self.scheduled: list = []  # heap of (sample, seq, method, args) for events far ahead
+        self.output_due: list = []  # heap of (sample, seq, apply) for the callback's changes sent early
         self.seq = 0
         self.serial = 0
         self.channel_notes = [0] * 16  # notes started per channel: with the channel, a note's seed
@@ -101,6 +105,7 @@ class Engine:
         self.volume = volume  # what the last block used
         self.volume_target = volume
         self.volume_step = 1.0 / (0.02 * sample_rate)  # per sample: 20 ms for a full-scale move
+        self.volume_at = 0  # output sample where a move of the volume starts
         self.fixed_tokens: list[int] = []
         self.settings_version = 0
         # attack cache: one per instrument that a part plays (at most N_PARTS), keyed by Part.instrument
@@ -133,6 +138,11 @@ class Engine:
     def _pos(self, t, at_sample):
         return int(at_sample) if at_sample is not None else self.clock.position(t)
 
+    def _ramp_pos(self, t, at_sample) -> int:
+        """Where a level or volume move starts: its event's sample, or (sent with no time) the
+        next block the callback makes."""
+        return self.samples_out if t is None and at_sample is None else self._pos(t, at_sample)
+
     def _defer(self, pos, method, *args):
         """Events far in the future (OSC bundles) wait in a heap so they take no voice early."""
         if pos - self.clock.now_sample() > self.lead + 4 * self.block_size and self.running:
@@ -154,6 +164,40 @@ class Engine:
         if t is None and at_sample is None:
             return False
         return self._defer(self._pos(t, at_sample), apply)
+
+    def _at_output(self, t, at_sample, apply) -> bool:
+        """A change the audio callback makes (a part's level or pan, the volume, sound off) that
+        comes earlier than a live event would (offline renders send events ahead, for the frames
+        they render ahead) waits for the block a live one would have reached, so it lands where
+        it would have live. False: make it now."""
+        if t is None and at_sample is None:
+            return False
+        pos = self._pos(t, at_sample)
+        if pos - self.samples_out < self.clock.latency + self.block_size:
+            return False
+        with self.lock:
+            self.seq += 1
+            heapq.heappush(self.output_due, (pos, self.seq, apply))
+        return True
+
+    def _run_output_events(self):
+        due = []
+        with self.lock:
+            while self.output_due and self.output_due[0][0] - self.samples_out < self.clock.latency + self.block_size:
+                due.append(heapq.heappop(self.output_due))
+        for pos, _, apply in due:
+            apply(pos)
+
+    def render_ahead(self, frames: int):
+        """Keep voices `frames` frames ahead and render up to that many per generator call
+        (offline.render: the generator runs 16 frames in a fifth of the time of 16 calls, and the
+        controls read by sample position make any chunking sound the same). Before any note."""
+        frames = max(1, int(frames))
+        self.max_chunk = frames
+        self.lead = max(self.lead, frames * self.hop)
+        size = max(8 * self.hop, 4 * self.lead)
+        if size > self.slots.size:
+            self.slots = VoiceSlots(self.slots.n, ring_size=size, block_size=self.block_size)
 
     def note_on(self, pitch, velocity, channel=0, note_id=None, t=None, at_sample=None):
         pitch, velocity, channel = float(pitch), int(velocity), int(channel)
@@ -178,9 +222,17 @@ class Engine:
         with self.lock:
             for i in self._find(pitch, channel, None):  # same-note retrigger: release the old one
                 self._release_slot(i, pos)
-            slot = s.choose_victim()
-            if s.active[slot]:
+            slot, victim = s.choose_slot(self.polyphony)
+            if victim is not None:  # it gives way at this note's first sample
+                at = pos - int(s.start[victim])
+                if at < self.hop and s.read[victim] == 0:  # it would sound for less than a frame: not at all
+                    s.end[victim] = 0  # (in a storm of notes, rendering those starved the rest)
+                else:
+                    s.cut(victim, at, self.steal_fade)
                 self.counters["steals"] += 1
+            elif s.active[slot]:  # no slot free: this one gives way now
+                self.counters["steals"] += 1
+            s.cut_at[slot] = -1
             self.serial += 1
             note_id = self.serial if note_id is None else int(note_id)
             self.channel_notes[channel] += 1
@@ -288,6 +340,8 @@ class Engine:
 
     def all_sound_off(self, channel=None, t=None, at_sample=None):
         """CC120: silence at once (the voice ends where the callback is now)."""
+        if self._at_output(t, at_sample, lambda p: self.all_sound_off(channel, at_sample=p)):
+            return
         with self.lock:
             s = self.slots
             for i in np.flatnonzero(s.active):
@@ -320,15 +374,16 @@ class Engine:
             raise InputError(f"expression {level} out of range 0..1")
         if not 0 <= channel < 16:
             raise InputError(f"channel {channel} out of range 0..15")
-        if self._later(t, at_sample, lambda p: self.channel_expression(channel, level, at_sample=p)):
+        if self._later(t, at_sample, lambda p: self.channel_expression(channel, level, at_sample=p)) or \
+                self._at_output(t, at_sample, lambda p: self.channel_expression(channel, level, at_sample=p)):
             return
         with self.lock:
             self.channel_level[channel] = level
-            self._retarget_levels()
+            self._retarget_levels(self._ramp_pos(t, at_sample))
 
-    def _retarget_levels(self):
+    def _retarget_levels(self, pos):
         """Each sounding voice's level target from its channel's expression and its part's level
-        and pan (the audio callback ramps there); under the lock."""
+        and pan (the audio callback ramps there from output sample `pos`); under the lock."""
         s = self.slots
         for i in np.flatnonzero(s.active):
             n = s.notes[i]
@@ -336,6 +391,9 @@ class Engine:
                 part = self.parts[self.route[n.channel]]
                 s.level_target[i] = self.channel_level[n.channel] * part.gain
                 s.pan_target[i] = pan_gains(part.pan)
+                s.level_at[i] = pos
+                if s.read[i] == 0 and pos <= s.start[i]:  # the change comes first: the note starts there
+                    s.level[i], s.pan[i] = s.level_target[i], s.pan_target[i]
 
     # ------------------------------------------------------------ parts (one per MIDI channel)
     def _channels(self, channel) -> list[int]:
@@ -354,7 +412,8 @@ class Engine:
         for name, v, lo, hi in (("volume", volume, 0, 127), ("expression", expression, 0, 127), ("pan", pan, -1, 1)):
             if v is not None and (not np.isfinite(float(v)) or not lo <= float(v) <= hi):
                 raise InputError(f"part {name} {v} out of range {lo}..{hi}")
-        if self._later(t, at_sample, lambda p: self.part_level(channel, volume, expression, pan, at_sample=p)):
+        if self._later(t, at_sample, lambda p: self.part_level(channel, volume, expression, pan, at_sample=p)) or \
+                self._at_output(t, at_sample, lambda p: self.part_level(channel, volume, expression, pan, at_sample=p)):
             return
         with self.lock:
             for c in parts:
@@ -362,7 +421,7 @@ class Engine:
                 part.volume = part.volume if volume is None else float(volume)
                 part.expression = part.expression if expression is None else float(expression)
                 part.pan = part.pan if pan is None else float(pan)
-            self._retarget_levels()
+            self._retarget_levels(self._ramp_pos(t, at_sample))
         for c in parts:
             part = self.parts[c]
             self._settings_changed("part", {"part": c, "volume": part.volume, "expression": part.expression,
@@ -410,10 +469,8 @@ class Engine:
             raise InputError(f"pitch bend {semitones} semitones out of range ±48")
         if self._later(t, at_sample, lambda p: self.pitch_bend(channel, semitones, at_sample=p)):
             return
-        pos = self._pos(t, at_sample)
-        with self.lock:
-            self.bend[int(channel)] = semitones
-            self.bends.set(pos, int(channel), semitones)
+        self.bend[int(channel)] = semitones
+        self.bends.set(self._pos(t, at_sample), int(channel), semitones)
 
     def smoothing_per_frame(self, smooth_ms: float) -> float:
         """One-pole coefficient per generator frame that settles (to ~5 %) in about smooth_ms."""
@@ -425,9 +482,11 @@ class Engine:
         value = float(value)
         if not np.isfinite(value) or not 0.0 <= value <= 1.0:
             raise InputError(f"volume {value} out of range 0..1")
-        if self._later(t, at_sample, lambda p: self.set_volume(value, smooth_ms=smooth_ms, at_sample=p)):
+        if self._later(t, at_sample, lambda p: self.set_volume(value, smooth_ms=smooth_ms, at_sample=p)) or \
+                self._at_output(t, at_sample, lambda p: self.set_volume(value, smooth_ms=smooth_ms, at_sample=p)):
             return
         self.volume_step = 1.0 / (max(smooth_ms, 0.1) / 1000.0 * self.sample_rate)
+        self.volume_at = self._ramp_pos(t, at_sample)
         self.volume_target = value
         self._settings_changed("volume", {"value": value}, invalidates_cache=False)
 
@@ -452,11 +511,10 @@ class Engine:
         if self._later(t, at_sample, lambda p: self.set_attr(name, value, smooth_ms=smooth_ms, at_sample=p)):
             return
         pos = self._pos(t, at_sample)
-        with self.lock:
-            if smooth_ms is not None:
-                self.glide.speed(pos, i, self.smoothing_per_frame(float(smooth_ms)))
-            self.attr_target[i] = value
-            self.glide.set(pos, 0, i, value)
+        if smooth_ms is not None:
+            self.glide.speed(pos, i, self.smoothing_per_frame(float(smooth_ms)))
+        self.attr_target[i] = value
+        self.glide.set(pos, 0, i, value)
         self._settings_changed("attr", {"name": name, "value": value})
 
     def set_preset(self, preset, t=None, at_sample=None, channel=None):
@@ -539,13 +597,11 @@ class Engine:
     @property
     def attr_now(self) -> np.ndarray:
         """The global attributes where the output is now (a copy: change them with set_attr)."""
-        with self.lock:
-            return self.glide.at(self.samples_out)[0][0].astype(np.float32)
+        return self.glide.at(self.samples_out)[0][0].astype(np.float32)
 
     def jump_attrs(self):
         """Every attribute at its target now, no glide (a recalled state, a preset at start-up)."""
-        with self.lock:
-            self.glide.jump(self._pos(None, None) if self.running else self.samples_out)
+        self.glide.jump(self._pos(None, None) if self.running else self.samples_out)
 
     def part_attrs(self, channel) -> np.ndarray:
         """The attribute targets a part plays with: its own where it has them, else the global ones."""
@@ -647,7 +703,7 @@ class Engine:
 
     def status(self) -> dict:
         return {
-            "voices": int(self.slots.active.sum()), "polyphony": self.slots.n,
+            "voices": int(self.slots.active.sum()), "polyphony": self.polyphony,
             "cpu_load": round(max(self.callback_load, 0.0) + self.render_load, 3),
             "render_load": round(self.render_load, 3), "realtime": self.realtime, "callback_load": round(self.callback_load, 3),
             "underruns": self.counters["underruns"], "late_callbacks": self.counters["late_callbacks"],
@@ -686,17 +742,15 @@ class Engine:
                 self.drums.mix_into(out, first)
             if self.volume == self.volume_target:
                 out *= self.volume
-            else:  # ramp towards the target inside this block (the slots' ramp buffer, no allocation)
-                move = min(self.volume_step * n, abs(self.volume_target - self.volume))
-                step = move if self.volume_target > self.volume else -move
+            else:  # ramp towards the target from its sample (the slots' ramp buffer, no allocation)
                 ramp = self.slots.ramp[:n]
-                line_into(ramp, self.slots.steps, self.volume, step / max(n - 1, 1))
+                self.volume = glide_into(ramp, self.slots.steps, self.volume, self.volume_target, self.volume_step,
+                                         self.volume_at - first)
                 if out.ndim == 1:
                     out *= ramp
                 else:  # per column: `out *= ramp[:, None]` makes a block-sized temporary
                     for c in range(out.shape[1]):
                         out[:, c] *= ramp
-                self.volume += step
             np.clip(out, -1.0, 1.0, out=out)
             peak = max(float(out.max()), -float(out.min())) if n else 0.0
             self.level_db = max(20.0 * np.log10(peak + 1e-6), self.level_db - 0.3 * n / 128)
@@ -790,16 +844,25 @@ class Engine:
         generator takes one attribute vector a call). Each frame reads the controls at its own
         position (engine/controls.py), so any chunking gives the same audio. False: none needed."""
         self._run_due_events(now_sample)
+        self._run_output_events()
         s, hop = self.slots, self.hop
         with self.lock:
             active = [i for i in np.flatnonzero(s.active) if s.notes[i] is not None]
-            need = [i for i in active if s.end[i] < 0 and s.written[i] - s.read[i] < self.lead]
+            until = self.samples_out + self.lead  # every voice rendered up to here (not a future note
+            # `lead` past its start: an event sent before the frames it changes must stay before them)
+            need = [i for i in active if s.end[i] < 0 and s.start[i] + s.written[i] < until]
             if not need:
                 return False
             for i in need:
                 self._apply_pending(i)
-            horizon = min([int(s.start[i] + s.written[i]) for i in active] + [self.samples_out])
-            self.glide.fold(horizon)  # no frame reads the controls before this any more
+            # no frame reads the controls before this any more: the voices still rendering are
+            # past it, and a new note starts at least a latency after the callback's position. A
+            # voice behind the callback (starving) does not hold the history back: in a storm that
+            # made every read walk more of it, and the render thread fell further behind.
+            horizon = min([int(s.start[i] + s.written[i]) for i in active if s.end[i] < 0] +
+                          [self.samples_out + self.clock.latency - self.block_size])
+            horizon = max(horizon, self.samples_out)
+            self.glide.fold(horizon)
             self.bends.fold(horizon)
             groups: dict = {}  # frames per call -> slots
             for i in need:
@@ -809,7 +872,7 @@ class Engine:
                     continue
                 part = self.route[note.channel]
                 attrs = self.glide.voice(at, part, note.channel)
-                want = min(self.max_chunk, max(1, -(-(self.lead - int(s.written[i] - s.read[i])) // hop)))
+                want = min(self.max_chunk, max(1, -(-(until - int(s.start[i] + s.written[i])) // hop)))
                 T = 1
                 while T < want and np.array_equal(self.glide.voice(at + T * hop, part, note.channel), attrs):
                     T += 1
@@ -867,6 +930,8 @@ class Engine:
                         if finished:
                             s.end[i] = s.written[i]
                             break
+                        if s.cut_at[i] >= 0 and s.cut(i, int(s.cut_at[i]), self.steal_fade):
+                            break  # stolen: it ends where the note that took its place starts
         return True
 
     def _apply_pending(self, i):

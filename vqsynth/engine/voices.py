@@ -30,18 +30,31 @@ class Note:
     key: tuple = ()  # (channel, n-th note on it): seeds its tokens and noise, whatever else plays
 
 
-MAX_MOVE = 0.125  # a level or pan gain moves at most this much per block: full scale in ~8 blocks
-
-
-def towards(now: float, target: float) -> float:
-    """Where a gain moving from `now` to `target` is at the end of this block."""
-    return target if abs(target - now) <= MAX_MOVE else now + (MAX_MOVE if target > now else -MAX_MOVE)
+GAIN_RATE = 1.0 / 1024  # a level or pan gain moves at most this much a sample: full scale in 1,024
+# samples (21 ms at 48 kHz), whatever the block size
 
 
 def line_into(into: np.ndarray, steps: np.ndarray, start: float, step: float):
     """into[k] = start + k * step, in place (`steps` holds 0, 1, 2, ...): a ramp with no allocation."""
     np.multiply(steps[:into.shape[0]], step, out=into)
     into += start
+
+
+def glide_into(into: np.ndarray, steps: np.ndarray, now: float, target: float, rate: float, k0: int) -> float:
+    """into[k] = the gain at sample k of a block: `now` until k0 (where the change was sent), then
+    moving towards `target` by `rate` a sample; returns the gain after the block. No allocation."""
+    n = into.shape[0]
+    k0 = min(max(k0, 0), n)
+    into[:k0] = now
+    if k0 == n:
+        return now
+    d = rate if target > now else -rate
+    line_into(into[k0:], steps, now + d, d)
+    if d > 0:
+        np.minimum(into[k0:], target, out=into[k0:])
+    else:
+        np.maximum(into[k0:], target, out=into[k0:])
+    return float(into[n - 1])
 
 
 class VoiceSlots:
@@ -54,11 +67,13 @@ class VoiceSlots:
         self.read = np.zeros(slots, dtype=np.int64)  # samples played since the note started
         self.start = np.zeros(slots, dtype=np.int64)  # output sample of the note's first sample
         self.end = np.full(slots, -1, dtype=np.int64)  # samples after which the voice is silent
+        self.cut_at = np.full(slots, -1, dtype=np.int64)  # sample (from its start) where a stolen voice ends
         self.gain = np.zeros(slots, dtype=np.float32)  # velocity
         self.level = np.ones(slots, dtype=np.float32)  # expression (MPE pressure), as applied now
         self.level_target = np.ones(slots, dtype=np.float32)  # ... and where it ramps to
         self.pan = np.full((slots, 2), np.sqrt(0.5), dtype=np.float32)  # (left, right) gains as applied now
         self.pan_target = self.pan.copy()  # ... and where they ramp to (the part's pan)
+        self.level_at = np.zeros(slots, dtype=np.int64)  # output sample where that ramp starts
         self.active = np.zeros(slots, dtype=bool)
         self.generation = np.zeros(slots, dtype=np.int64)  # bumps when a slot gets a new note
         self.notes: list[Note | None] = [None] * slots
@@ -88,6 +103,20 @@ class VoiceSlots:
         self.ring[slot, idx] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
         self.end[slot] = r + n
 
+    def cut(self, slot: int, at: int, fade: int) -> bool:
+        """End a voice with a fade over the `fade` samples from sample `at` of the note (a stolen
+        voice fades under the note that took its place), once it is rendered that far (False: not
+        yet; call again after writing). What is already played stays as it was."""
+        at = max(at, int(self.read[slot]))
+        if int(self.written[slot]) < at + fade:
+            self.cut_at[slot] = at
+            return False
+        idx = np.arange(at, at + fade) % self.size
+        self.ring[slot, idx] *= ((fade - np.arange(fade)) / max(fade, 1)).astype(np.float32)
+        self.end[slot] = at + fade
+        self.cut_at[slot] = -1
+        return True
+
     def mix_into(self, out: np.ndarray, first_sample: int) -> tuple[int, int]:
         """Audio thread: add every active slot's next samples into out [n] (mono: pan ignored) or
         [n, 2] (stereo: each voice at its part's equal-power pan); returns (starved, late):
@@ -96,7 +125,8 @@ class VoiceSlots:
         A voice that has not been rendered far enough plays what it has and resumes later
         (a gap, counted), rather than skipping ahead. A note still waiting for its first frame
         (no cached attack) is not a gap, it is late: counted once per block it makes the output wait.
-        Level and pan moves ramp across the block: full scale in ~8 blocks (21 ms at 128).
+        Level and pan moves ramp from the sample they were sent for, at GAIN_RATE a sample, so
+        the same changes give the same audio at any block size.
         Every array operation writes into buffers made beforehand (tests/test_engine.py holds
         the callback to no block-sized allocation).
         """
@@ -128,13 +158,13 @@ class VoiceSlots:
             voice[first:] = self.ring[s, :take - first]
             lv, to = float(self.level[s]), float(self.level_target[s])
             gain = float(self.gain[s])
+            k0 = int(self.level_at[s]) - (first_sample + offset)  # where a change starts in this block
             if lv == to:
                 voice *= gain * lv
             else:
-                to = towards(lv, to)
-                line_into(ramp, self.steps, gain * lv, gain * (to - lv) / max(take, 1))
+                self.level[s] = glide_into(ramp, self.steps, lv, to, GAIN_RATE, k0)
+                ramp *= gain
                 voice *= ramp
-                self.level[s] = to
             dest = out[offset:offset + take]
             if not stereo:
                 dest += voice
@@ -146,27 +176,31 @@ class VoiceSlots:
                     if p0 == p1:
                         np.multiply(voice, p0, out=side)
                     else:
-                        p1 = towards(p0, p1)
-                        line_into(ramp, self.steps, p0, (p1 - p0) / max(take, 1))
+                        pan[c] = glide_into(ramp, self.steps, p0, p1, GAIN_RATE, k0)
                         np.multiply(voice, ramp, out=side)
-                        pan[c] = p1
                     dest[:, c] += side
             self.read[s] = r + take
             if end >= 0 and r + take >= end:
                 self.active[s] = False
         return starved, late
 
-    def choose_victim(self) -> int:
-        """A free slot, else steal as FluidSynth does: released first, then sustained, then oldest."""
+    def _rank(self, s):
+        """Steal order, as FluidSynth's: released first, then sustained, then the oldest."""
+        note = self.notes[s]
+        if note is None:
+            return (-1, 0)
+        released = note.release_at is not None and not note.sustained
+        return (0 if released else 1 if note.sustained else 2, note.serial)
+
+    def choose_slot(self, polyphony: int) -> tuple[int, int | None]:
+        """(slot for a new note, victim or None). With `polyphony` notes sounding, one is chosen to
+        give way; it keeps sounding until the new note's first sample (Engine._cut) while the new
+        note takes a free slot (there are more slots than notes for that). Only when none is free
+        (every spare still ending) does a note lose its slot at once: the victim is then the slot."""
+        active = np.flatnonzero(self.active)
+        sounding = [int(i) for i in active if self.notes[i] is not None and self.end[i] < 0 and self.cut_at[i] < 0]
+        victim = min(sounding, key=self._rank) if len(sounding) >= polyphony else None
         free = np.flatnonzero(~self.active)
         if free.size:
-            return int(free[0])
-
-        def rank(s):
-            note = self.notes[s]
-            if note is None:
-                return (-1, 0)
-            released = note.release_at is not None and not note.sustained
-            return (0 if released else 1 if note.sustained else 2, note.serial)
-
-        return min(range(self.n), key=rank)
+            return int(free[0]), victim
+        return (victim if victim is not None else min((int(i) for i in active), key=self._rank)), None
