@@ -1,9 +1,10 @@
 """Offline render speed, vqsynth and FluidSynth side by side on the same MIDI file, in one run.
 
-    .venv/bin/python perf/render_speed.py [--model NAME] [--seconds 30]
+    .venv/bin/python perf/render_speed.py [--model NAME] [--seconds 180]
 
-The file is written here (perf/results/piece.mid): a deterministic piece with up to 8 voices
-(chords, a melody, pitch bend, CC sweeps), so both instruments render the same events.
+The file is written here (perf/results/piece.mid): a deterministic General MIDI piece on four
+parts (piano chords with CC74 sweeps, a flute melody with pitch bend, a bass, drums on channel
+10; up to 9 voices and a hit at once), so both instruments render the same events.
 """
 
 from __future__ import annotations
@@ -32,11 +33,22 @@ def write_piece(path: Path, seconds: float, bpm: int = 120):
             events.append((b * 480, mido.Message("note_on", note=p, velocity=70)))
             events.append(((b + 4) * 480 - 10, mido.Message("note_off", note=p)))
         events.append((b * 480, mido.Message("control_change", control=74, value=(b * 13) % 128)))
+    events += [(0, mido.Message("program_change", channel=1, program=73)),   # flute
+               (0, mido.Message("program_change", channel=2, program=33)),   # finger bass
+               (0, mido.Message("control_change", channel=1, control=10, value=90)),
+               (0, mido.Message("control_change", channel=2, control=10, value=40))]
     for b in range(beats * 2):
         p = 67 + [0, 2, 4, 7, 9, 7, 4, 2][b % 8]
-        events.append((b * 240, mido.Message("note_on", note=p, velocity=60 + (b * 7) % 60)))
-        events.append((b * 240 + 200, mido.Message("note_off", note=p)))
-        events.append((b * 240 + 100, mido.Message("pitchwheel", pitch=((b * 1000) % 8000) - 4000)))
+        events.append((b * 240, mido.Message("note_on", channel=1, note=p, velocity=60 + (b * 7) % 60)))
+        events.append((b * 240 + 200, mido.Message("note_off", channel=1, note=p)))
+        events.append((b * 240 + 100, mido.Message("pitchwheel", channel=1, pitch=((b * 1000) % 8000) - 4000)))
+        drum = (36, 42, 38, 42)[b % 4]
+        events.append((b * 240, mido.Message("note_on", channel=9, note=drum, velocity=90 + (b % 3) * 10)))
+        events.append((b * 240 + 60, mido.Message("note_off", channel=9, note=drum)))
+    for b in range(beats):
+        p = (36, 33, 29, 31)[(b // 4) % 4] + (7 if b % 2 else 0)
+        events.append((b * 480, mido.Message("note_on", channel=2, note=p, velocity=100)))
+        events.append((b * 480 + 400, mido.Message("note_off", channel=2, note=p)))
     events.sort(key=lambda e: e[0])
     last = 0
     for tick, msg in events:
@@ -54,7 +66,7 @@ def timed(cmd):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
-    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--seconds", type=float, default=180.0)
     args = ap.parse_args()
     out = HERE / "results"
     out.mkdir(exist_ok=True)

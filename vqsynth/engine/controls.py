@@ -18,7 +18,8 @@ import threading
 
 import numpy as np
 
-_SEQ = itertools.count()  # ties at one position keep their order of arrival
+_SEQ = itertools.count()
+SETTLED = 1e-5  # in attribute units (0..1 for most): far below what a listener or the model tells apart  # ties at one position keep their order of arrival
 
 
 class BendTrack:
@@ -116,6 +117,10 @@ class AttrGlide:
         step[step != step] = 0.0  # NaN: a row that follows row 0 does not move
         step *= 1.0 - (1.0 - coef) ** (samples / self.hop)
         now += step
+        # within SETTLED of its target a glide is there: a one-pole never arrives, and frames whose
+        # attributes hold still are what the generator can run many at a time
+        close = np.abs(target - now) < SETTLED
+        now[close] = target[close]
 
     @staticmethod
     def _apply(now, target, coef, change):
@@ -179,6 +184,15 @@ class AttrGlide:
         if channel != part:
             out = np.where(np.isnan(target[channel + 1]), out, now[channel + 1])
         return out
+
+    def still_after(self, pos: int) -> bool:
+        """True if nothing moves after `pos`: every glide at its target and no change to come."""
+        with self.lock:
+            if self.changes and self.changes[-1][0] > pos:
+                return False
+            now, target = self._run(int(pos), commit=False)
+        own = ~np.isnan(target)
+        return bool(np.array_equal(now[own], target[own]))
 
     def fold(self, pos: int):
         with self.lock:

@@ -24,6 +24,7 @@ MAX_HITS = 48           # hits sounding at once; the oldest is cut (with a fade)
 LAYERS = (50, 90, 120)  # velocities the cache holds hits for; a hit takes the nearest built one
 VARIANTS = 4            # hits cached per key and layer when variation > 0
 CHOKE_FADE_S = 0.005    # a choked hit fades out over 5 ms instead of clicking
+CHUNK_DONE = "chunk"     # what a cache builder yields after each chunk of hits
 TRIM_DB = 70.0          # a cached hit ends where its spectrum has fallen this far under its peak
 
 
@@ -198,14 +199,20 @@ class DrumPart:
         hit sounds from the first second; the render thread finishes the other two layers."""
         chunk = 2
         built = self.builder(chunk)
-        for _ in range(-(-len(self.model.kits[self.kit].keys) // chunk)):
-            if next(built, StopIteration) is StopIteration:
+        chunks = -(-len(self.model.kits[self.kit].keys) // chunk)
+        while chunks:
+            step = next(built, StopIteration)
+            if step is StopIteration:
                 return None
+            chunks -= step == CHUNK_DONE
         return built
 
     def builder(self, chunk: int = 2):
-        """Rebuild the cache for the current controls, a few hits per step (a generator): the layer
-        nearest the last hits first, keys most recently hit first, then the rest of the kit."""
+        """Rebuild the cache for the current controls, a few hits per chunk (a generator): the layer
+        nearest the last hits first, keys most recently hit first, then the rest of the kit. It
+        yields every few ms (after the generator, after each Griffin-Lim iteration: a whole hit
+        took ~50 ms, and the voices, 20 ms ahead, starved while it was made) and CHUNK_DONE after
+        each chunk."""
         with self.lock:
             version, kit, variation = self.version, self.kit, self.variation
             recent = list(reversed(self.recent))
@@ -214,13 +221,18 @@ class DrumPart:
         for c0 in range(0, len(order), chunk):
             if self.version != version:
                 return  # the controls moved again: the next build starts from them
-            self._make(order[c0:c0 + chunk], version, variation)
-            yield
+            yield from self._make_steps(order[c0:c0 + chunk], version, variation)
+            yield CHUNK_DONE
         self.built_version = version
 
     def _make(self, wanted, version, variation):
         """Make and cache the hits of `wanted` [(key, layer)] for the controls of `version`: each
         from its own seed, so a hit does not depend on which others are made with it."""
+        for _ in self._make_steps(wanted, version, variation):
+            pass
+
+    def _make_steps(self, wanted, version, variation):
+        """`_make` as a generator: None every few ms of work."""
         import soxr
 
         n_var = VARIANTS if variation > 0 else 1
@@ -240,8 +252,10 @@ class DrumPart:
                 labels.append(lab)
                 attrs.append(att)
                 vel.append(LAYERS[layer] / 127.0)
-        audio = self.model.hits(np.stack(z), np.stack(labels), np.stack(attrs), np.array(vel, np.float32),
-                                seed=self.seed, trim_db=TRIM_DB)  # a list: each hit trimmed to its decay
+        for audio in self.model.hits_steps(np.stack(z), np.stack(labels), np.stack(attrs), np.array(vel, np.float32),
+                                           seed=self.seed, trim_db=TRIM_DB):  # a list: each hit trimmed to its decay
+            if audio is None:
+                yield None
         for j, (key, layer, _) in enumerate(todo):
             variants = []
             for x in audio[j * n_var:(j + 1) * n_var]:

@@ -5,9 +5,18 @@ Threads and what each may do (DESIGN.md real-time rules):
   under a short lock, and may copy a cached attack into a free voice ring so a note sounds
   at once; they never call the model;
 - the render thread keeps every playing voice `lead` samples ahead of the audio callback:
-  it runs the generator (batched over voices, one frame per call, carried state) and the DSP
-  head, and rebuilds the attack cache when the settings change;
+  it runs the generator (batched over voices, carried state; one frame a call live, up to 16
+  offline) and the DSP head, and rebuilds the attack cache when the settings change;
 - the audio callback (`process`) only mixes voice rings into the output, meters and counts.
+
+Every change has a sample position, and a voice's frame reads the controls at its own position
+(engine/controls.py); level, pan and volume ramps start at theirs; a stolen note ends at the new
+note's first sample. So the same events give the same samples at any block size and however
+many frames a generator call makes, as long as each event is known before the frames it changes
+are rendered. Offline that always holds (events are sent ahead). Live, a note-on always starts
+on its sample, and a release or control change lands on its own when it comes at least `lead`
+ahead (an OSC bundle stamped for later), else on the first frame not yet rendered (voices are
+kept ~20 ms ahead): re-rendering those frames is not built.
 """
 
 from __future__ import annotations
@@ -173,7 +182,10 @@ class Engine:
         if t is None and at_sample is None:
             return False
         pos = self._pos(t, at_sample)
-        if pos - self.samples_out < self.clock.latency + self.block_size:
+        # live, "now" is the clock's (the callback may be a period behind it under load: an event
+        # that arrived now is not early); offline it is the block about to be made
+        now = max(self.samples_out, self.clock.now_sample()) if self.running else self.samples_out
+        if pos - now < self.clock.latency + self.block_size:
             return False
         with self.lock:
             self.seq += 1
@@ -194,7 +206,7 @@ class Engine:
         controls read by sample position make any chunking sound the same). Before any note."""
         frames = max(1, int(frames))
         self.max_chunk = frames
-        self.lead = max(self.lead, frames * self.hop)
+        self.lead = max(self.lead, frames * self.hop + 2 * self.block_size)
         size = max(8 * self.hop, 4 * self.lead)
         if size > self.slots.size:
             self.slots = VoiceSlots(self.slots.n, ring_size=size, block_size=self.block_size)
@@ -849,8 +861,10 @@ class Engine:
         with self.lock:
             active = [i for i in np.flatnonzero(s.active) if s.notes[i] is not None]
             until = self.samples_out + self.lead  # every voice rendered up to here (not a future note
-            # `lead` past its start: an event sent before the frames it changes must stay before them)
-            need = [i for i in active if s.end[i] < 0 and s.start[i] + s.written[i] < until]
+            # `lead` past its start: an event sent before the frames it changes must stay before them),
+            # once it has fallen `max_chunk` - 1 frames short of it (so offline it runs 16 at a time)
+            low = until - (self.max_chunk - 1) * hop
+            need = [i for i in active if s.end[i] < 0 and s.start[i] + s.written[i] < low]
             if not need:
                 return False
             for i in need:
@@ -871,10 +885,10 @@ class Engine:
                     groups.setdefault("cached", []).append((i, None))
                     continue
                 part = self.route[note.channel]
-                attrs = self.glide.voice(at, part, note.channel)
+                attrs = self.glide.voice(at, part, note.channel).astype(np.float32)
                 want = min(self.max_chunk, max(1, -(-(until - int(s.start[i] + s.written[i])) // hop)))
-                T = 1
-                while T < want and np.array_equal(self.glide.voice(at + T * hop, part, note.channel), attrs):
+                T = want if want > 1 and self.glide.still_after(at) else 1
+                while T < want and np.array_equal(self.glide.voice(at + T * hop, part, note.channel).astype(np.float32), attrs):
                     T += 1
                 groups.setdefault(T, []).append((i, attrs))
             jobs = []

@@ -69,9 +69,10 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
     return out[:, pad:pad + length]
 
 
-def griffin_lim(mag: np.ndarray, n_fft: int, hop: int, length: int, iterations: int = GL_ITERATIONS,
-                seed: int = 0) -> np.ndarray:
-    """Audio [B, length] whose STFT magnitude approaches `mag` [B, F, T] (fast Griffin-Lim)."""
+def griffin_lim_steps(mag: np.ndarray, n_fft: int, hop: int, length: int, iterations: int = GL_ITERATIONS,
+                      seed: int = 0):
+    """griffin_lim as a generator: None after each iteration (a few ms for a hit), then the
+    audio, so the render thread can serve its voices in between."""
     rng = np.random.default_rng(seed)
     angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)
     prev = np.zeros_like(angles)
@@ -80,7 +81,16 @@ def griffin_lim(mag: np.ndarray, n_fft: int, hop: int, length: int, iterations: 
         accel = rebuilt - GL_MOMENTUM * prev
         prev = rebuilt
         angles = accel / np.maximum(np.abs(accel), 1e-12)
-    return istft(mag * angles, n_fft, hop, length)
+        yield None
+    yield istft(mag * angles, n_fft, hop, length)
+
+
+def griffin_lim(mag: np.ndarray, n_fft: int, hop: int, length: int, iterations: int = GL_ITERATIONS,
+                seed: int = 0) -> np.ndarray:
+    """Audio [B, length] whose STFT magnitude approaches `mag` [B, F, T] (fast Griffin-Lim)."""
+    for out in griffin_lim_steps(mag, n_fft, hop, length, iterations, seed):
+        pass
+    return out
 
 
 @dataclass
@@ -162,9 +172,18 @@ class DrumModel:
         """Audio at the model's rate, one float32 array per hit: the generator's magnitudes made
         audio. trim_db: each hit ends (with a 10-ms fade) at the last frame within trim_db of its
         loudest, so a closed hi-hat costs a fraction of a crash to make, to hold and to mix."""
+        for out in self.hits_steps(z, labels, attrs, velocity, seed, iterations, trim_db):
+            pass
+        return out
+
+    def hits_steps(self, z, labels, attrs, velocity, seed: int = 0, iterations: int = GL_ITERATIONS,
+                   trim_db: float | None = None):
+        """`hits` as a generator: None after the generator and after each Griffin-Lim iteration
+        of each hit (a few ms each), then the list of hits."""
         logmag = self.session.run(None, {
             "z": np.asarray(z, np.float32), "labels": np.asarray(labels, np.float32),
             "attrs": np.asarray(attrs, np.float32), "velocity": np.asarray(velocity, np.float32)})[0]
+        yield None
         mag = np.exp(np.minimum(logmag, 20.0)).astype(np.float32)
         n_fft, hop = int(self.meta["stft"]["n_fft"]), int(self.meta["stft"]["hop"])
         out = []
@@ -175,12 +194,15 @@ class DrumModel:
                 loud = np.flatnonzero(level > level.max() - trim_db)
                 frames = min(frames, int(loud[-1]) + 1 + n_fft // hop) if len(loud) else 1
             length = self.length if frames >= m.shape[1] else (frames - 1) * hop  # stft(length) has `frames`
-            x = griffin_lim(m[None, :, :frames], n_fft, hop, length, iterations, seed)[0]
+            for x in griffin_lim_steps(m[None, :, :frames], n_fft, hop, length, iterations, seed):
+                if x is None:
+                    yield None
+            x = x[0]
             fade = min(len(x), int(0.01 * self.sample_rate))
             if trim_db is not None and length < self.length and fade:
                 x[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
             out.append(x)
-        return out
+        yield out
 
 
 def load_drum_model(folder, threads: int = 1) -> DrumModel:
