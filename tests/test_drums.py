@@ -262,3 +262,17 @@ def test_the_state_file_keeps_the_drum_part(test_model, test_drum_model, tmp_pat
     d = fresh.drums
     assert d.kit == 1 and d.variation == 0.25 and d.morph[d.model.classes.index("crash")] == 0.5
     assert d.morph[0] == 0.0 and d.offsets[d.model.attr_names.index("warmth")] == -0.5
+
+
+def test_the_cache_builder_hands_the_render_thread_back_every_griffin_lim_iteration(test_model, test_drum_model):
+    """A hit takes ~50 ms to make and the voices are ~20 ms ahead: the builder must yield within a
+    hit (after the generator and after every Griffin-Lim iteration), or a kit build starves them."""
+    from vqsynth.engine.drums import CHUNK_DONE
+    from vqsynth.model.drums import GL_ITERATIONS
+
+    e = Engine(test_model, sample_rate=SR, block_size=128, drums=test_drum_model, attack_cache=False)
+    steps = list(e.drums.builder(chunk=2))
+    hits = len(e.drums.cache)
+    chunks = steps.count(CHUNK_DONE)
+    assert hits == 3 * len(test_drum_model.kits[0].keys) and chunks == -(-hits // 2)
+    assert len(steps) - chunks >= hits * GL_ITERATIONS + chunks  # the generator once a chunk, GL per hit
