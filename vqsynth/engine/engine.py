@@ -916,7 +916,7 @@ class Engine:
                             done[k, j] = s.notes[i].tokens.done
                     job.update(tokens=tokens, done=done, z=self.slot_z[sel],
                                pitch=np.array([s.notes[i].pitch for i in run], dtype=np.float32),
-                               attrs=np.stack([a for _, a in items]).astype(np.float32))
+                               attrs=np.stack([a for _, a in items]))
                 jobs.append(job)
         for job in jobs:
             if "tokens" in job:

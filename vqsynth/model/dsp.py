@@ -92,6 +92,7 @@ def harmonic_frames(phase, f0, amps, n, sample_rate, band_limit_hz):
 
 
 _GAINS: dict = {}
+_WINDOWS: dict = {}
 
 
 def noise_gains(bands, n_fft, sample_rate, band_limit_hz):
@@ -118,7 +119,9 @@ def noise_frames(bands, tail, n, sample_rate, band_limit_hz, rngs):
     """
     V, T, _ = bands.shape
     n_fft = 2 * n
-    window = np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann sums to 1 at hop n
+    if n_fft not in _WINDOWS:  # periodic Hann sums to 1 at hop n
+        _WINDOWS[n_fft] = np.hanning(n_fft + 1)[:-1].astype(np.float32)
+    window = _WINDOWS[n_fft]
     white = np.empty((V, T * n_fft), dtype=np.float32)
     for v, rng in enumerate(rngs):
         white[v] = rng.standard_normal(T * n_fft, dtype=np.float32)
