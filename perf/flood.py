@@ -417,6 +417,29 @@ def release_everything(player, port, timeout=5.0):
 
 # ------------------------------------------------------------------ one run
 
+DRAIN_TIMEOUT = 30.0  # seconds the server may take to read what a storm left in its receive buffer
+
+
+def wait_for_backlog(port) -> int:
+    """Ask /vqsynth/status until the server answers; returns how many were sent. The storm leaves
+    the receive buffer full (2 MB), so a query sent now may be dropped by the kernel (and counted as
+    dropped) or wait seconds behind the backlog; once one is answered, a query after it is read."""
+    probe = OscProbe(port)
+    sent, deadline = 0, time.monotonic() + DRAIN_TIMEOUT
+    try:
+        while True:
+            sent += 1
+            try:
+                probe.ask("/vqsynth/status", reply="/status.reply", timeout=1.0)
+                return sent
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the server answered none of {sent} status queries in "
+                                         f"{DRAIN_TIMEOUT:.0f} s after the storm") from None
+    finally:
+        probe.close()
+
+
 def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, seed=0, midi_schedule=None,
         osc_process=None, extra_args=(), on_second=None, server_nice=None, progress=None, witness=False) -> dict:
     """Start jackd + the server, play for `seconds`, release everything, collect the figures."""
@@ -479,6 +502,9 @@ def run(model_dir, seconds=10.0, osc_rate=10000, midi_rate=3000, period=128, see
         time.sleep(0.3)
         midi_sent = player.sent
         polls = len(timeline) + queries
+        asked = time.monotonic()
+        polls += wait_for_backlog(server.port)
+        out["backlog_drained_s"] = round(time.monotonic() - asked, 2)
         mid = counters(server.port)  # one more packet and message: the query itself
         moved = {k: mid.get(k, 0) - before.get(k, 0) for k in mid}
         sent_osc = osc.get("sent", 0) + osc.get("releases", 0)

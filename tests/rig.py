@@ -123,11 +123,11 @@ class OscProbe(SimpleUDPClient):
                 return seen
             seen.append(reply)
 
-    def ask(self, address: str, *args, reply: str) -> list:
+    def ask(self, address: str, *args, reply: str, timeout: float = 2.0) -> list:
         """Send and return the arguments of the first reply with address `reply`."""
         self.send_message(address, list(args))
         while True:
-            got = self.next_reply()
+            got = self.next_reply(timeout)
             assert got is not None, f"no {reply} after {address}"
             if got[0] == reply:
                 return got[1]
