@@ -18,8 +18,8 @@ import threading
 
 import numpy as np
 
-_SEQ = itertools.count()
-SETTLED = 1e-5  # in attribute units (0..1 for most): far below what a listener or the model tells apart  # ties at one position keep their order of arrival
+_SEQ = itertools.count()  # ties at one position keep their order of arrival
+SETTLED = 1e-5  # in attribute units (0..1 for most): far below what a listener or the model tells apart
 
 
 class BendTrack:

@@ -24,7 +24,7 @@ MAX_HITS = 48           # hits sounding at once; the oldest is cut (with a fade)
 LAYERS = (50, 90, 120)  # velocities the cache holds hits for; a hit takes the nearest built one
 VARIANTS = 4            # hits cached per key and layer when variation > 0
 CHOKE_FADE_S = 0.005    # a choked hit fades out over 5 ms instead of clicking
-CHUNK_DONE = "chunk"     # what a cache builder yields after each chunk of hits
+CHUNK_DONE = "chunk"    # what a cache builder yields after each chunk of hits
 TRIM_DB = 70.0          # a cached hit ends where its spectrum has fallen this far under its peak
 
 

@@ -71,8 +71,9 @@ def istft(spec: np.ndarray, n_fft: int, hop: int, length: int) -> np.ndarray:
 
 def griffin_lim_steps(mag: np.ndarray, n_fft: int, hop: int, length: int, iterations: int = GL_ITERATIONS,
                       seed: int = 0):
-    """griffin_lim as a generator: None after each iteration (a few ms for a hit), then the
-    audio, so the render thread can serve its voices in between."""
+    """Audio [B, length] whose STFT magnitude approaches `mag` [B, F, T] (fast Griffin-Lim), as a
+    generator: None after each iteration (a few ms for a hit), then the audio, so the render
+    thread can serve its voices in between."""
     rng = np.random.default_rng(seed)
     angles = np.exp(2j * np.pi * rng.random(mag.shape)).astype(np.complex64)
     prev = np.zeros_like(angles)
@@ -83,14 +84,6 @@ def griffin_lim_steps(mag: np.ndarray, n_fft: int, hop: int, length: int, iterat
         angles = accel / np.maximum(np.abs(accel), 1e-12)
         yield None
     yield istft(mag * angles, n_fft, hop, length)
-
-
-def griffin_lim(mag: np.ndarray, n_fft: int, hop: int, length: int, iterations: int = GL_ITERATIONS,
-                seed: int = 0) -> np.ndarray:
-    """Audio [B, length] whose STFT magnitude approaches `mag` [B, F, T] (fast Griffin-Lim)."""
-    for out in griffin_lim_steps(mag, n_fft, hop, length, iterations, seed):
-        pass
-    return out
 
 
 @dataclass
