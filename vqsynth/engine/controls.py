@@ -61,23 +61,26 @@ class AttrGlide:
     """The attributes as one-pole glides, per sample position: row 0 the global values, row c+1
     channel c's own (a part's, or an MPE member's), whose target is NaN while it follows row 0.
 
-    The glide advances by (1 - coef) ** frames towards its target, frames in generator hops of
-    `hop` output samples: the closed form, so its course does not depend on how often it is read.
+    Each value is kept in closed form: where it was (`v0`) at position `t0`, its target, and the
+    column's coefficient; at `pos` it is target + (v0 - target) * (1 - coef) ** ((pos - t0) / hop),
+    frames in generator hops of `hop` output samples. So its course does not depend on how often
+    it is read, and a change rebases only the values it touches (a few scalar operations): a 10k/s
+    OSC storm of changes, each once advancing every value, took most of the render thread.
     """
 
     def __init__(self, defaults: np.ndarray, coef: np.ndarray, hop: int, channels: int = 16):
         A = defaults.size
         self.hop = hop
-        self.pos = 0  # where `now` is
-        self.now = np.zeros((channels + 1, A))
-        self.now[0] = defaults
-        self.target = np.full((channels + 1, A), np.nan)
-        self.target[0] = defaults
-        self.coef = np.asarray(coef, dtype=np.float64).copy()
+        self.pos = 0  # the base state holds every change up to here
+        v0 = np.zeros((channels + 1, A))
+        v0[0] = defaults
+        target = np.full((channels + 1, A), np.nan)
+        target[0] = defaults
+        # the base state: (v0, t0, target, coef)
+        self.base = (v0, np.zeros((channels + 1, A)), target, np.asarray(coef, dtype=np.float64).copy())
         self.changes: list = []  # (pos, seq, change), by position; see _apply
-        # (k, at, now, target, coef): the state just after the first k changes, where the last
-        # of them is. Voices read at nearby positions, so each read starts from there instead of
-        # walking every change again (a 10k/s OSC storm keeps a few dozen of them pending).
+        # (k, state): the state just after the first k changes. Voices read at nearby positions,
+        # so each read starts from there instead of applying every pending change again.
         self._memo = None
         self.lock = threading.Lock()
 
@@ -109,77 +112,93 @@ class AttrGlide:
             if self._memo is not None and k < self._memo[0]:
                 self._memo = None  # it had run past where this change goes
 
-    # reading
-    def _advance(self, now, target, coef, samples):
-        if samples <= 0:
-            return
-        step = target - now
-        step[step != step] = 0.0  # NaN: a row that follows row 0 does not move
-        step *= 1.0 - (1.0 - coef) ** (samples / self.hop)
-        now += step
+    # the closed form
+    def _values(self, state, pos, rows=slice(None), k=slice(None)):
+        """The values [rows, k] at `pos` (default: all; a row that follows row 0 holds still)."""
+        v0, t0, target = (a[rows, k] for a in state[:3])
+        coef = state[3][k]
+        frames = np.maximum(pos - t0, 0.0) / self.hop
+        now = target + (v0 - target) * (1.0 - coef) ** frames
         # within SETTLED of its target a glide is there: a one-pole never arrives, and frames whose
         # attributes hold still are what the generator can run many at a time
-        close = np.abs(target - now) < SETTLED
-        now[close] = target[close]
+        there = np.abs(now - target) < SETTLED
+        now[there] = target[there]
+        free = np.isnan(target)
+        now[free] = v0[free]
+        return now
 
-    @staticmethod
-    def _apply(now, target, coef, change):
+    def _value(self, state, pos, row, k) -> float:
+        """One value at `pos`: _values for one element, in scalar arithmetic."""
+        v0, t0, target, coef = state
+        v, t = float(v0[row, k]), float(target[row, k])
+        if t != t:
+            return v
+        now = t + (v - t) * (1.0 - float(coef[k])) ** (max(pos - float(t0[row, k]), 0.0) / self.hop)
+        return t if abs(now - t) < SETTLED else now
+
+    def _apply(self, state, pos, change):
+        v0, t0, target, coef = state
         kind, row, k, value = change
         if kind == "set":
-            if row > 0 and np.isnan(target[row, k]):
-                now[row, k] = now[0, k]
-            target[row, k] = value
-        elif kind == "follow":
-            target[row, k] = np.nan
-        elif kind == "recall":
-            target[0, k] = value
-            target[1:, k] = np.nan
-        elif kind == "speed":
-            coef[k] = value
+            v0[row, k] = self._value(state, pos, 0 if target[row, k] != target[row, k] else row, k)
+            t0[row, k], target[row, k] = pos, value
+        elif kind == "speed" and np.all(coef[k] == value):
+            return  # the same speed again (a mapped CC sends its smoothing with every value)
+        elif kind in ("follow", "recall", "speed"):
+            rows = slice(row, row + 1) if kind == "follow" else slice(None)
+            v0[rows, k] = self._values(state, pos, rows, k)  # each goes on from where it is
+            t0[rows, k] = pos
+            if kind == "follow":
+                target[row, k] = np.nan
+            elif kind == "recall":
+                target[0, k] = value
+                target[1:, k] = np.nan
+            else:
+                coef[k] = value
         elif kind == "jump":
             own = ~np.isnan(target)
-            now[own] = target[own]
+            v0[own] = target[own]
+            t0[own] = pos
 
-    def _run(self, pos, commit: bool):
+    def _state(self, pos, commit: bool):
+        """The state with every change up to `pos` applied (commit: folded into the base)."""
         if commit:
-            now, target, coef, at, k0 = self.now, self.target, self.coef, self.pos, 0
+            state, k0 = self.base, 0
         elif self._memo is not None and self._memo[0] <= len(self.changes) and \
                 (self._memo[0] == 0 or self.changes[self._memo[0] - 1][0] <= pos):
-            k0, at, now, target, coef = self._memo
-            now, target, coef = now.copy(), target.copy(), coef.copy()
+            k0, state = self._memo[0], tuple(a.copy() for a in self._memo[1])
         else:
-            now, target, coef, at, k0 = self.now.copy(), self.target.copy(), self.coef.copy(), self.pos, 0
+            state, k0 = tuple(a.copy() for a in self.base), 0
         k = k0
         for p, _, change in itertools.islice(self.changes, k0, None):
             if p > pos:
                 break
-            self._advance(now, target, coef, p - at)
-            at = max(at, p)
-            self._apply(now, target, coef, change)
+            self._apply(state, p, change)
             k += 1
         if commit:
             del self.changes[:k]
             if self._memo is not None:  # still the state after the same changes, now k fewer
-                self._memo = (self._memo[0] - k,) + self._memo[1:] if self._memo[0] >= k else None
-            self._advance(now, target, coef, pos - at)
-            self.pos = max(at, pos)
-            return now, target
-        if k > k0 or self._memo is None:
-            self._memo = (k, at, now.copy(), target.copy(), coef.copy())
-        self._advance(now, target, coef, pos - at)
-        return now, target
+                self._memo = (self._memo[0] - k, self._memo[1]) if self._memo[0] >= k else None
+            self.pos = max(self.pos, pos)
+        elif k > k0 or self._memo is None:
+            self._memo = (k, tuple(a.copy() for a in state))
+        return state
+
+    def _run(self, pos):
+        state = self._state(pos, commit=False)
+        return self._values(state, pos), state[2]
 
     def at(self, pos: int):
         """(values [rows, A], targets [rows, A]) at output sample `pos` (a position before the
         folded history reads the state there)."""
         with self.lock:
-            return self._run(int(pos), commit=False)
+            return self._run(int(pos))
 
     def voice(self, pos: int, part: int, channel: int) -> np.ndarray:
         """The attributes [A] a voice of `channel`, playing through `part`, reads at `pos`: the
         channel's own, else the part's own, else the global ones."""
         with self.lock:
-            now, target = self._run(int(pos), commit=False)
+            now, target = self._run(int(pos))
         out = np.where(np.isnan(target[part + 1]), now[0], now[part + 1])
         if channel != part:
             out = np.where(np.isnan(target[channel + 1]), out, now[channel + 1])
@@ -190,11 +209,11 @@ class AttrGlide:
         with self.lock:
             if self.changes and self.changes[-1][0] > pos:
                 return False
-            now, target = self._run(int(pos), commit=False)
+            now, target = self._run(int(pos))
         own = ~np.isnan(target)
         return bool(np.array_equal(now[own], target[own]))
 
     def fold(self, pos: int):
         with self.lock:
             if pos > self.pos and self.changes and self.changes[0][0] <= pos:
-                self._run(int(pos), commit=True)
+                self._state(int(pos), commit=True)

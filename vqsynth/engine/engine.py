@@ -883,7 +883,9 @@ class Engine:
             self.glide.fold(horizon)
             self.bends.fold(horizon)
             groups: dict = {}  # frames per call -> slots
-            for i in need:
+            # earliest first: each voice's read of the glides then starts from the last one's
+            # (engine/controls.py keeps the state after the changes it has walked)
+            for i in sorted(need, key=lambda i: int(s.start[i] + s.written[i])):
                 note, at = s.notes[i], int(s.start[i] + s.written[i]) + hop  # where its next frame ends
                 if note.cached_frames:  # a bent note started from the cache: its cached frames first
                     groups.setdefault("cached", []).append((i, None))
