@@ -4,7 +4,7 @@ changes before it, in closed form, whatever order or how often it is read."""
 import numpy as np
 import pytest
 
-from vqsynth.engine.controls import SETTLED, AttrGlide
+from vqsynth.engine.controls import SETTLED, AttrGlide, BendTrack
 
 HOP = 256
 COEF = 0.2
@@ -79,3 +79,23 @@ def test_speed_and_recall_go_on_from_where_the_value_is():
     now, target = g.at(8 * HOP)
     own = ~np.isnan(target)
     assert np.array_equal(now[own], target[own]) and abs(now[0, 0] - 1.0) < SETTLED
+
+
+def test_a_bend_reads_the_last_change_of_its_channel_at_or_before_the_position():
+    rng = np.random.default_rng(1)
+    bends = BendTrack(4)
+    sent = []  # in order of arrival: a later one at the same position wins
+    for _ in range(300):
+        sent.append((int(rng.integers(0, 5000)), int(rng.integers(0, 4)), float(rng.uniform(-2, 2))))
+        bends.set(*sent[-1])
+
+    def expected(channel, pos):
+        mine = [(p, n) for n, (p, c, _) in enumerate(sent) if c == channel and p <= pos]
+        return sent[max(mine)[1]][2] if mine else 0.0
+
+    for pos in range(0, 5200, 97):
+        for channel in range(4):
+            assert bends.at(channel, pos) == expected(channel, pos)
+    bends.fold(2500)
+    for pos in range(2500, 5200, 97):
+        assert [bends.at(c, pos) for c in range(4)] == [expected(c, pos) for c in range(4)]

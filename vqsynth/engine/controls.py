@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import threading
 
 import numpy as np
@@ -23,38 +24,34 @@ SETTLED = 1e-5  # in attribute units (0..1 for most): far below what a listener 
 
 
 class BendTrack:
-    """Pitch bend per MIDI channel, in semitones."""
+    """Pitch bend per MIDI channel, in semitones: each channel's changes by position, so a read
+    is a bisection (a voice reads every frame, and a storm of bends can pile up behind a voice
+    that starves: a walk through all of them fed the starving)."""
 
     def __init__(self, channels: int = 16):
         self.base = np.zeros(channels)
-        self.changes: list = []  # (pos, seq, channel, semitones), by position
+        self.changes: list = [[] for _ in range(channels)]  # per channel: (pos, seq, semitones)
         self.lock = threading.Lock()
 
     def set(self, pos: int, channel: int, semitones: float):
         with self.lock:
-            bisect.insort(self.changes, (int(pos), next(_SEQ), int(channel), float(semitones)))
+            bisect.insort(self.changes[channel], (int(pos), next(_SEQ), float(semitones)))
 
     def at(self, channel: int, pos: int) -> float:
         """The bend of `channel` at output sample `pos`."""
         with self.lock:
-            value = self.base[channel]
-            for p, _, c, v in self.changes:
-                if p > pos:
-                    break
-                if c == channel:
-                    value = v
-        return float(value)
+            mine = self.changes[channel]
+            k = bisect.bisect(mine, (int(pos), math.inf))
+            return float(mine[k - 1][2] if k else self.base[channel])
 
     def fold(self, pos: int):
         """Forget the history before `pos` (no frame reads it any more)."""
         with self.lock:
-            k = 0
-            for p, _, c, v in self.changes:
-                if p > pos:
-                    break
-                self.base[c] = v
-                k += 1
-            del self.changes[:k]
+            for channel, mine in enumerate(self.changes):
+                k = bisect.bisect(mine, (int(pos), math.inf))
+                if k:
+                    self.base[channel] = mine[k - 1][2]
+                    del mine[:k]
 
 
 class AttrGlide:
