@@ -331,6 +331,25 @@ def test_late_blocks_count_a_note_the_render_thread_has_not_reached(test_model):
     assert e.counters["late_blocks"] == 1 and e.counters["starved"] == 0
 
 
+def test_a_voice_that_fell_behind_is_never_rendered_past_its_ring(test_model):
+    """A voice that ran dry plays on later (a gap) and so reads behind its position; the render
+    thread tops voices up to a position, and must not write over what that voice has not played."""
+    e = _engine(test_model, attack_cache=False)
+    out = np.zeros(e.block_size, dtype=np.float32)
+    e.note_on(60, 100, at_sample=0)
+    e.step(out)
+    slot = int(np.flatnonzero(e.slots.active)[0])
+    for _ in range(2 * e.slots.size // e.block_size):  # the render thread stalls for a while
+        e.process(out)
+    assert e.counters["starved"] > 0
+    while e.render_step(e.samples_out):
+        pass
+    s = e.slots
+    assert s.written[slot] - s.read[slot] <= s.size
+    lag = e.samples_out - int(s.start[slot]) - int(s.read[slot])
+    assert lag > s.size  # what the test is about: the voice is that far behind its position
+
+
 def _live(model, **kw):
     e = _engine(model, attack_cache=False, **kw)
     backend = NullBackend(e)

@@ -868,7 +868,11 @@ class Engine:
             # `lead` past its start: an event sent before the frames it changes must stay before them),
             # once it has fallen `max_chunk` - 1 frames short of it (so offline it runs 16 at a time)
             low = until - (self.max_chunk - 1) * hop
-            need = [i for i in active if s.end[i] < 0 and s.start[i] + s.written[i] < low]
+            # and never more than `lead` ahead of what it has played: a voice that ran dry plays on
+            # later (a gap) and reads behind its position; topping it up to the position overran
+            # its ring (tests/test_engine.py)
+            need = [i for i in active if s.end[i] < 0 and s.start[i] + s.written[i] < low
+                    and s.written[i] - s.read[i] < self.lead]
             if not need:
                 return False
             for i in need:
