@@ -350,6 +350,52 @@ def test_a_voice_that_fell_behind_is_never_rendered_past_its_ring(test_model):
     assert lag > s.size  # what the test is about: the voice is that far behind its position
 
 
+
+def _starved_voice(model, polyphony=None):
+    """An engine whose one voice ran dry: the render thread stalled for twice its ring."""
+    e = _engine(model, attack_cache=False) if polyphony is None else _engine(model, attack_cache=False,
+                                                                             polyphony=polyphony)
+    out = np.zeros(e.block_size, dtype=np.float32)
+    e.note_on(60, 100, at_sample=0)
+    e.step(out)
+    slot = int(np.flatnonzero(e.slots.active)[0])
+    for _ in range(2 * e.slots.size // e.block_size):
+        e.process(out)
+    s = e.slots
+    lag = e.samples_out - int(s.start[slot]) - int(s.read[slot])
+    assert e.counters["starved"] > 0 and lag > s.size  # what the tests are about
+    return e, out, slot, lag
+
+
+def test_a_voice_that_ran_dry_releases_when_the_key_is_let_go(test_model):
+    """A starved voice plays behind its position; a note-off at the output's position must start
+    its release at what it plays then, not after rendering the gaps' worth of sustain (in a storm
+    that kept voices sounding seconds after all-notes-off: tests/test_flood.py)."""
+    e, out, slot, lag = _starved_voice(test_model)
+    s, note = e.slots, e.slots.notes[slot]
+    e.note_off(60, at_sample=e.samples_out)
+    before = int(s.written[slot])
+    while note.tokens.phase in ("attack", "hold") and s.active[slot]:
+        e.step(out)
+    assert int(s.written[slot]) - before <= 2 * e.hop, (int(s.written[slot]) - before, lag)
+
+
+def test_a_stolen_voice_that_ran_dry_fades_over_what_it_has(test_model):
+    """A voice stolen while the render thread is behind fades over the audio it already has
+    rather than being rendered on to the new note's start (those doubled the voices to render in
+    a storm of notes); it is never rendered again."""
+    e, out, slot, lag = _starved_voice(test_model, polyphony=1)
+    s = e.slots
+    written = int(s.written[slot])
+    e.note_on(64, 100, at_sample=e.samples_out + e.clock.latency)
+    assert e.counters["steals_short"] == 1
+    assert 0 <= s.end[slot] <= written
+    gen = int(s.generation[slot])
+    for _ in range(4):
+        e.step(out)
+    assert int(s.generation[slot]) == gen and not s.active[slot] and int(s.written[slot]) == written
+
+
 def _live(model, **kw):
     e = _engine(model, attack_cache=False, **kw)
     backend = NullBackend(e)

@@ -129,7 +129,7 @@ class Engine:
         self.settings_changed_at = 0.0
         # counters and meters
         self.counters = dict(underruns=0, late_callbacks=0, late_callbacks_entered_late=0, starved=0, late_blocks=0,
-                             uncached_notes=0, notes=0, steals=0, cache_hits=0, scheduled_refused=0,
+                             uncached_notes=0, notes=0, steals=0, steals_short=0, cache_hits=0, scheduled_refused=0,
                              out_of_range=0, callback_errors=0, nonfinite=0, render_errors=0,
                              midi_lost=0)
         self.level_db = -120.0
@@ -239,9 +239,17 @@ class Engine:
                 self._release_slot(i, pos)
             slot, victim = s.choose_slot(self.polyphony)
             if victim is not None:  # it gives way at this note's first sample
-                at = pos - int(s.start[victim])
+                at = pos - int(s.start[victim]) - self._lag(victim)  # in what it plays
                 if at < self.hop and s.read[victim] == 0:  # it would sound for less than a frame: not at all
                     s.end[victim] = 0  # (in a storm of notes, rendering those starved the rest)
+                elif s.start[victim] <= self.samples_out and s.written[victim] < at + self.steal_fade and \
+                        s.written[victim] - s.read[victim] < self.lead - self.max_chunk * self.hop - self.block_size:
+                    # it is sounding and ran short of audio (the render thread is behind: a storm): it
+                    # fades over what it has instead of being rendered on to the new note (those
+                    # victims doubled the voices to render and starved the rest). A voice rendered
+                    # on time never has this little ahead, so offline renders never take this branch.
+                    s.fade_out(victim, self.steal_fade)
+                    self.counters["steals_short"] += 1
                 else:
                     s.cut(victim, at, self.steal_fade)
                 self.counters["steals"] += 1
@@ -300,10 +308,19 @@ class Engine:
                 out.append(i)
         return out
 
+    def _lag(self, i) -> int:
+        """Samples a voice plays behind its place on the output: 0 for one that kept up, the gaps'
+        worth for one that ran dry (it resumes where it stopped, engine/voices.py)."""
+        s = self.slots
+        return max(0, self.samples_out - int(s.start[i]) - int(s.read[i]))
+
     def _release_slot(self, i, pos):
+        """Release at `pos` of the output, earlier in the voice's own time by its lag: a voice that
+        ran dry in a storm releases when the player let go, not after rendering the gaps' worth of
+        sustain first (seconds of it, and the render thread further behind)."""
         note = self.slots.notes[i]
         if note is not None and note.release_at is None:
-            note.release_at = pos
+            note.release_at = pos - self._lag(i)
 
     def note_off(self, pitch, channel=0, note_id=None, t=None, at_sample=None):
         pos = self._pos(t, at_sample)
