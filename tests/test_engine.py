@@ -257,6 +257,30 @@ def test_channel_expression_scales_that_channel_smoothly(test_model):
     assert max(abs(np.diff(ratio_at))) < 0.2 and ratio_at[0] > 0.95 and ratio_at[-1] < 0.3
 
 
+
+def test_a_pressure_stream_faster_than_a_block_moves_the_level(test_model):
+    """Expression every 5 ms (a breath controller, an audio input's level: control/follow.py):
+    at 1,024-sample blocks each change used to replace the one still waiting for its sample, so
+    the level never moved. It must follow the stream at any block size. (Not to the sample: a
+    voice holds one waiting move, and a move that comes while the last is under way starts from
+    where the callback has it: up to 20 % of the note's peak apart between 1,024 and 128 here.)"""
+    def run(block, stream=True):
+        e = Engine(test_model, sample_rate=SR, block_size=block)
+        ev = [(0.0, lambda t: e.note_on(60, 100, channel=1, t=t))]
+        for k, t0 in enumerate(np.arange(0.2, 0.5, 0.005) if stream else []):
+            level = max(0.1, 1.0 - 0.05 * k)  # down to 0.1 in 90 ms, then held
+            ev.append((t0, lambda t, v=level: e.channel_expression(1, v, t=t)))
+        return render(e, ev, 0.6, tail=0.0)
+
+    plain = run(1024, stream=False)
+    late, ramp = slice(int(0.45 * SR), int(0.6 * SR)), slice(int(0.2 * SR), int(0.3 * SR))
+    for block in (1024, 128):
+        got = run(block)
+        np.testing.assert_allclose(got[late], 0.1 * plain[late], atol=1e-6, err_msg=f"block {block}")
+        ratio = _rms(got, 0.25, 0.27) / _rms(plain, 0.25, 0.27)
+        assert 0.1 < ratio < 0.9, (block, ratio)  # on its way down, not stuck and not a step
+
+
 def test_channel_attribute_changes_only_that_channel(test_model):
     """On its own channel it does what the global attribute does; on another channel, nothing."""
     def run(channel, value=0.95):

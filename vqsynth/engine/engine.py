@@ -214,7 +214,10 @@ class Engine:
         if size > self.slots.size:
             self.slots = VoiceSlots(self.slots.n, ring_size=size, block_size=self.block_size)
 
-    def note_on(self, pitch, velocity, channel=0, note_id=None, t=None, at_sample=None):
+    def note_on(self, pitch, velocity, channel=0, note_id=None, t=None, at_sample=None, tokens=None):
+        """`tokens`: the note's envelope, a list the caller may go on appending to while it sounds
+        (control/follow.py: an audio input's tokens, frame by frame); the voice reads its frame's
+        token, or the last one there is. None: the prior's (or a drawn one, set_tokens)."""
         pitch, velocity, channel = float(pitch), int(velocity), int(channel)
         if not np.isfinite(pitch) or not 0 <= pitch <= 127:
             raise InputError(f"pitch {pitch} out of range 0..127")
@@ -228,11 +231,11 @@ class Engine:
         if not lo <= pitch <= hi:
             raise InputError(f"pitch {pitch:g} outside the model's range {lo}..{hi}")
         pos = self._pos(t, at_sample)
-        if self._defer(pos, self._start_note, pitch, velocity, channel, note_id):
+        if self._defer(pos, self._start_note, pitch, velocity, channel, note_id, tokens):
             return note_id
-        return self._start_note(pos, pitch, velocity, channel, note_id)
+        return self._start_note(pos, pitch, velocity, channel, note_id, tokens)
 
-    def _start_note(self, pos, pitch, velocity, channel, note_id):
+    def _start_note(self, pos, pitch, velocity, channel, note_id, tokens=None):
         s = self.slots
         with self.lock:
             for i in self._find(pitch, channel, None):  # same-note retrigger: release the old one
@@ -260,9 +263,9 @@ class Engine:
             note_id = self.serial if note_id is None else int(note_id)
             self.channel_notes[channel] += 1
             key = (channel, self.channel_notes[channel])
-            note = Note(pitch, channel, velocity, note_id, self.serial, None, fixed_tokens=list(self.fixed_tokens),
-                        key=key)
-            self.fixed_tokens = []
+            if tokens is None:
+                tokens, self.fixed_tokens = list(self.fixed_tokens), []
+            note = Note(pitch, channel, velocity, note_id, self.serial, None, fixed_tokens=tokens, key=key)
             s.active[slot] = False
             s.generation[slot] += 1
             s.notes[slot] = note
@@ -421,11 +424,7 @@ class Engine:
             n = s.notes[i]
             if n is not None:
                 part = self.parts[self.route[n.channel]]
-                s.level_target[i] = self.channel_level[n.channel] * part.gain
-                s.pan_target[i] = pan_gains(part.pan)
-                s.level_at[i] = pos
-                if s.read[i] == 0 and pos <= s.start[i]:  # the change comes first: the note starts there
-                    s.level[i], s.pan[i] = s.level_target[i], s.pan_target[i]
+                s.retarget(i, self.channel_level[n.channel] * part.gain, pan_gains(part.pan), pos, self.samples_out)
 
     # ------------------------------------------------------------ parts (one per MIDI channel)
     def _channels(self, channel) -> list[int]:

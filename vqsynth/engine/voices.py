@@ -57,6 +57,13 @@ def glide_into(into: np.ndarray, steps: np.ndarray, now: float, target: float, r
     return float(into[n - 1])
 
 
+def glided(now: float, target: float, since: int, pos: int) -> float:
+    """Where a gain moving from `now` towards `target` by GAIN_RATE a sample from sample `since`
+    is at sample `pos` (glide_into's path, in one step)."""
+    d = GAIN_RATE * max(pos - since, 0)
+    return min(now + d, target) if target > now else max(now - d, target)
+
+
 class VoiceSlots:
     def __init__(self, slots: int, ring_size: int, block_size: int = 1024):
         self.n = slots
@@ -84,6 +91,23 @@ class VoiceSlots:
         self.ramp = np.empty(n, dtype=np.float32)  # a level or pan ramp across it
         self.side = np.empty(n, dtype=np.float32)  # one side of a panned voice
         self.steps = np.arange(n, dtype=np.float32)  # 0, 1, ... n-1
+
+    def retarget(self, slot: int, level: float, pan, pos: int, now: int):
+        """A level and pan move for one voice from output sample `pos` (control thread, under
+        the engine's lock; `now`: the next sample the callback makes). A move still waiting for
+        its sample is not lost under the new one: the voice starts this one from where that one
+        would have reached at `pos`. (Only one move waits per voice, and a pressure stream faster
+        than a block kept replacing it before its sample came: the level never moved.)"""
+        at = int(self.level_at[slot])
+        if at >= now:  # the callback has not begun the waiting move
+            self.level[slot] = glided(float(self.level[slot]), float(self.level_target[slot]), at, pos)
+            for c in (0, 1):
+                self.pan[slot, c] = glided(float(self.pan[slot, c]), float(self.pan_target[slot, c]), at, pos)
+        self.level_target[slot] = level
+        self.pan_target[slot] = pan
+        self.level_at[slot] = pos
+        if self.read[slot] == 0 and pos <= self.start[slot]:  # the change comes first: the note starts there
+            self.level[slot], self.pan[slot] = self.level_target[slot], self.pan_target[slot]
 
     def write(self, slot: int, audio: np.ndarray):
         """Append audio to a slot's ring (render thread, or a note-on copying a cached attack)."""
