@@ -73,6 +73,44 @@ class Renderer:
         self._write(self.synth.synth, n, p, 0, 2, p, 1, 2)
         return buf.mean(axis=1)
 
+    def phrase(self, program: int, notes, seconds: float, velocity: int = 90, vibrato=(5.5, 30.0),
+               glide_s: float = 0.08):
+        """A melody, for playing into the follow part (tests, perf): `notes` [(pitch, start_s,
+        end_s)], each sliding up into its pitch from a semitone below over `glide_s`, with a
+        vibrato of (rate Hz, depth cents) on every note; mono float32 at `sample_rate`, `seconds`
+        long. The bend moves at FluidSynth's 64-sample blocks (pitch wheel range 2 semitones)."""
+        chan, block = 0, 64
+        self.synth.program_select(chan, self.sfid, 0, program)
+        rate, depth = vibrato
+        total = -(-int(round(seconds * self.render_rate)) // block)
+        on = None  # (pitch, start_s) of the note sounding
+        parts = []
+        for b in range(total):
+            t = b * block / self.render_rate
+            for pitch, start, end in notes:
+                if on == (pitch, start) and t >= end:
+                    self.synth.noteoff(chan, pitch)
+                    on = None
+                if on is None and start <= t < min(end, start + block / self.render_rate):
+                    self.synth.pitch_bend(chan, -4096)
+                    self.synth.noteon(chan, pitch, velocity)
+                    on = (pitch, start)
+            if on is not None:
+                age = t - on[1]
+                semitones = -max(0.0, 1.0 - age / glide_s) + depth / 100.0 * np.sin(2 * np.pi * rate * age)
+                self.synth.pitch_bend(chan, int(round(semitones * 4096)))
+            parts.append(self._render(block))
+        if on is not None:
+            self.synth.noteoff(chan, on[0])
+        self.synth.all_sounds_off(chan)
+        self.synth.pitch_bend(chan, 0)
+        x = np.concatenate(parts)
+        if self.render_rate != self.sample_rate:
+            import soxr
+
+            x = soxr.resample(x, self.render_rate, self.sample_rate, quality="VHQ")
+        return x[:int(round(seconds * self.sample_rate))].astype(np.float32)
+
     def note(self, bank: int, program: int, pitch: int, velocity: int, seconds: float, note_off_s: float):
         """Note-on at 0, note-off at `note_off_s` (none if it is >= seconds), `seconds` long.
         FluidSynth applies events at its 64-sample block boundaries: every render here is whole

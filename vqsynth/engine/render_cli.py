@@ -1,4 +1,6 @@
-"""`vqsynth render in.mid -o out.wav`: a MIDI file through the live engine code, offline."""
+"""`vqsynth render in.mid -o out.wav`: a MIDI file through the live engine code, offline; with
+`--input-file voice.wav`, an audio file played into the follow part (control/follow.py), alone
+or with the MIDI file."""
 
 from __future__ import annotations
 
@@ -16,6 +18,12 @@ def add_arguments(parser):
     parser.add_argument("--examples", metavar="DIR", help="instead: render the model's demo folder into DIR "
                         "(chromatic scale, 10 s held note, velocity sweep, attribute sweeps, latent walk)")
     parser.add_argument("--tail", type=float, default=2.0, help="seconds rendered after the last event [2.0]")
+    parser.add_argument("--input-file", metavar="AUDIO", help="an audio file (WAV, FLAC, ...) that plays the follow "
+                        "part: its pitch, level and envelope drive one voice")
+    parser.add_argument("--follow-channel", type=int, default=16, metavar="1-16",
+                        help="the follow part's MIDI channel [16]")
+    parser.add_argument("--follow-preset", metavar="NAME|N", help="the follow part's instrument: a preset's name "
+                        "or number (default: the part's, as for any part)")
     add_settings(parser, ENGINE)
 
 
@@ -71,7 +79,7 @@ def run(args):
     import soundfile as sf
 
     from vqsynth.control.midi import MidiController
-    from vqsynth.engine.offline import render
+    from vqsynth.engine.offline import CHUNK, render
     from vqsynth.engine.options import build_engine, load_mapping_or_fail
 
     from vqsynth.cli import UserError
@@ -82,10 +90,12 @@ def run(args):
         paths = render_examples(lambda: build_engine(args), args.examples)
         print(f"{args.examples}: {len(paths)} examples ({', '.join(p.stem for p in paths)})")
         return 0
-    if not args.midi or not args.output:
-        raise UserError("render needs a MIDI file and -o OUT.wav (or --examples DIR)")
+    if not (args.midi or args.input_file) or not args.output:
+        raise UserError("render needs a MIDI file or --input-file AUDIO, and -o OUT.wav (or --examples DIR)")
+    if not 1 <= args.follow_channel <= 16:
+        raise UserError(f"--follow-channel {args.follow_channel}: a MIDI channel is 1-16")
     check_output(args.output)
-    midi = load_midi(args.midi)
+    midi = load_midi(args.midi) if args.midi else None
     # 1,024-sample blocks whatever --block-size says: the samples are the same at any block size
     # (tests/test_engine.py), and the callback's work per block is then 8x rarer than at 128
     args.block_size = max(int(args.block_size), RENDER_BLOCK)
@@ -94,7 +104,28 @@ def run(args):
     # latency live, and offline there is none (attribute sweeps would only rebuild it)
     engine.use_cache = False
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
-    events, length = midi_events(midi, controller)
+    events, length = midi_events(midi, controller) if midi is not None else ([], 0.0)
+    chunk = CHUNK
+    if args.input_file:
+        from vqsynth.control.follow import FollowSettings, follow_file_events
+
+        if args.follow_preset is not None:
+            from vqsynth.engine.errors import InputError
+
+            try:
+                engine.set_preset(int(args.follow_preset) if args.follow_preset.isdigit() else args.follow_preset,
+                                  channel=args.follow_channel - 1)
+            except InputError as exc:
+                raise UserError(f"--follow-preset {args.follow_preset}: {exc}") from None
+        try:
+            heard, heard_s, follower = follow_file_events(
+                engine, args.input_file, FollowSettings(channel=args.follow_channel - 1))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        events, length = events + heard, max(length, heard_s)
+        # the input's tokens come frame by frame, as live: the generator one frame a call, so
+        # each frame has its token before it is made
+        chunk = 1
     t0 = time.perf_counter()
 
     def progress(done, total):  # one line, rewritten in place, where a person watches
@@ -102,7 +133,7 @@ def run(args):
         print(f"\r  {done:7.1f} / {total:.1f} s  ({rate:.1f}x real time)", end="" if done < total else "\n",
               file=sys.stderr, flush=True)
 
-    audio = render(engine, events, length, tail=args.tail, channels=2,
+    audio = render(engine, events, length, tail=args.tail, channels=2, chunk=chunk,
                    progress=progress if sys.stderr.isatty() else None)
     took = time.perf_counter() - t0
     sf.write(args.output, audio, engine.sample_rate)  # the format's default: 16-bit WAV/FLAC, Vorbis OGG
@@ -111,4 +142,8 @@ def run(args):
           f"{len(events)} events, {engine.counters['notes']} notes, model {engine.model.name}")
     for kind, n in sorted(controller.counters.items()):
         print(f"  {n} x {kind}")
+    if args.input_file:
+        c = follower.counters
+        print(f"  follow part (channel {args.follow_channel}): {c['notes']} notes ({c['reattacks']} re-attacks, {c['leaps']} leaps) "
+              f"over {c['frames']} frames of {args.input_file}, {c['unvoiced_frames']} unvoiced in notes")
     return 0

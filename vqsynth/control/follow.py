@@ -1,0 +1,253 @@
+"""Audio input as a controller: a singer or a violin plays one part ("follow" mode).
+
+The thesis's artists found audio the richest control (it carries pitch, expression and timbre at
+once), and the instruments played live with neural sound (DDSP-VST, RAVE through nn~) are played
+this way. Each frame of the input (the model's hop, 10 ms) gives:
+- a level (RMS, dBFS): a gate opens a note where it rises out of silence (velocity from the
+  level), closes it where it stays under the gate for `release_ms`, and the part's expression
+  follows it in between (ramped in the audio callback, so the envelope is not stepped);
+- a fundamental (YIN, control/pitch_track.py): a pitch bend each frame to exactly that pitch
+  (the DSP head bends the voice's harmonics, the generator sees the note's pitch);
+- a token, from the model's own VQCPC encoder over the last second of input: the envelope of the
+  performance, appended to the note as the frames come, as VQCPC-GAN takes it from a recording.
+
+The follower only calls the engine (through `send(t, fn)`, so the offline renderer can deliver
+the calls at their times ahead, as it does MIDI): it never touches the audio thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vqsynth.control.pitch_track import window_size, yin
+
+FOLLOW_CHANNEL = 15  # part 16: the follow part's own (MIDI keeps channels 1-15, drums 10)
+NOTE_IDS = 1 << 40  # the follower's note ids: far from the engine's own serials
+
+
+@dataclass
+class FollowSettings:
+    channel: int = FOLLOW_CHANNEL
+    gate_on_db: float = -45.0  # the input's level (RMS of a frame) that opens a note
+    gate_off_db: float = -55.0  # ... and that it must stay under for `release_ms` to close it
+    release_ms: float = 50.0
+    unvoiced: str = "hold"  # an unvoiced frame inside a note: "hold" the last pitch, or "release"
+    reattack_db: float = 10.0  # a rise this large within 40 ms, 60 ms or more into a note, re-attacks
+    leap: float = 12.0  # semitones from the note's pitch, held 30 ms, that start a note there (the
+    # generator is conditioned on the note's pitch; the bend covers what is nearer)
+    level: bool = True  # expression follows the input's level
+    full_db: float = -18.0  # the input level that plays at full expression and velocity 127
+    tokens: bool = True  # the envelope (tokens) from the encoder; else the prior's
+    token_context_s: float = 0.25  # input the encoder sees for a frame's token (it normalises over it)
+    token_every: int = 2  # frames per encoder run (each run gives the tokens of the frames since the last)
+    fmin: float = 60.0
+    fmax: float = 1600.0
+    onset_wait: int = 2  # frames an onset may wait for its pitch (else it starts at the last one)
+    voicing: float = 0.25  # YIN's dip that counts as voiced: at its paper's 0.15, 17 % of a voice's
+    # voiced frames were not (perf/README.md)
+
+
+def midi_of(f0):
+    return 69.0 + 12.0 * np.log2(f0 / 440.0)
+
+
+def velocity_of(level_db: float, settings: FollowSettings) -> int:
+    """The gate's threshold plays at velocity 64, the full level at 127: the onset frame catches
+    the attack on its way up, so even a loud note opens at a modest level (the expression, which
+    follows the level from then on, carries the rest)."""
+    span = settings.full_db - settings.gate_on_db
+    return int(np.clip(64 + 63 * (level_db - settings.gate_on_db) / max(span, 1e-6), 1, 127))
+
+
+class Follower:
+    """Feed it the input block by block (`feed`); it sends the engine what the input plays."""
+
+    def __init__(self, engine, send, settings: FollowSettings | None = None):
+        self.engine, self.send = engine, send
+        self.settings = settings or FollowSettings()
+        if self.settings.unvoiced not in ("hold", "release"):
+            raise ValueError(f"unvoiced must be 'hold' or 'release', not {self.settings.unvoiced!r}")
+        self.sr, self.hop = engine.sample_rate, engine.hop
+        self.window = window_size(self.sr, self.settings.fmin)
+        self.context = max(int(self.settings.token_context_s * self.sr), self.window, self.settings.token_every * self.hop)
+        self.history = np.zeros(self.context, np.float32)  # the last `context` samples of input
+        self.pending = np.zeros(0, np.float32)  # input not yet a whole frame
+        self.samples = 0  # input samples analysed (whole frames)
+        self.levels: list[float] = []  # the last few frames' levels (re-attack)
+        self.note = None  # (note id, base pitch, tokens list) of the sounding note
+        self.quiet = 0  # frames under the gate since the note's last loud one
+        self.age = 0  # frames since the note opened
+        self.far = 0  # frames in a row more than `leap` from the note's pitch
+        self.loud = 0  # frames in a row over the gate's closing level
+        self.waited = 0  # frames an onset has waited for its pitch
+        self.pitch = None  # the last voiced pitch (MIDI)
+        self.serial = NOTE_IDS
+        self.counters = dict(notes=0, reattacks=0, leaps=0, unvoiced_frames=0, frames=0)
+        lo, hi = engine.model.pitch_range
+        self.range = (float(lo), float(hi))
+        self.use_encoder = self.settings.tokens and getattr(engine.model, "encoder", None) is not None
+
+    # ------------------------------------------------------------ input
+    def feed(self, block: np.ndarray, t0: float):
+        """`block`: mono float input at the engine's rate whose first sample arrived at time t0
+        (seconds, the engine clock's time base; offline: its position / rate)."""
+        x = np.concatenate([self.pending, np.asarray(block, np.float32).reshape(-1)])
+        t_first = t0 - self.pending.size / self.sr
+        k = 0
+        while k + self.hop <= x.size:
+            frame = x[k:k + self.hop]
+            self.history = np.concatenate([self.history[self.hop:], frame])
+            self.samples += self.hop
+            self._frame(frame, t_first + (k + self.hop) / self.sr)
+            k += self.hop
+        self.pending = x[k:].copy()
+
+    def finish(self, t: float):
+        """The input has ended: close the note it left open."""
+        if self.note is not None:
+            self._off(t)
+
+    # ------------------------------------------------------------ one frame
+    def _frame(self, frame: np.ndarray, t: float):
+        st = self.settings
+        self.counters["frames"] += 1
+        level = 20.0 * np.log10(float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) + 1e-9)
+        self.loud = self.loud + 1 if level >= st.gate_off_db else 0
+        # just after an onset the window would start in silence: look at what has sounded since
+        # (the lowest pitch it can find rises with it: two periods must fit)
+        span = min(self.window, self.loud * self.hop)
+        f0 = 0.0
+        if span >= self.hop:
+            fmin = max(st.fmin, 2.0 * self.sr / span)
+            f0, _ = yin(self.history[-span:], self.sr, fmin, st.fmax, voicing=st.voicing)
+        pitch = float(np.clip(midi_of(f0), *self.range)) if f0 > 0 else None
+        if pitch is not None:
+            self.pitch = pitch
+        rise = level - min(self.levels) if self.levels else 0.0
+        self.levels = (self.levels + [level])[-4:]
+        if self.note is None:
+            if level >= st.gate_on_db:
+                self.waited += 1
+                # an onset whose pitch is not found yet waits for it, a frame or two at most
+                if pitch is not None or self.waited > st.onset_wait:
+                    self.waited = 0
+                    self._on(level, pitch, t)
+            else:
+                self.waited = 0
+            return
+        self.age += 1
+        if level < st.gate_off_db:
+            self.quiet += 1
+            if self.quiet * self.hop >= st.release_ms * 1e-3 * self.sr:
+                self._off(t)
+                return
+        else:
+            self.quiet = 0
+        if pitch is None:
+            self.counters["unvoiced_frames"] += 1
+            if st.unvoiced == "release" and level < st.gate_on_db:
+                self._off(t)
+                return
+        elif rise >= st.reattack_db and level >= st.gate_on_db and self.age >= 6:
+            self.counters["reattacks"] += 1
+            self._off(t)
+            self._on(level, pitch, t)
+            return
+        else:
+            self.far = self.far + 1 if abs(pitch - self.note[1]) > st.leap else 0
+            if self.far >= 3:
+                self.counters["leaps"] += 1
+                self._off(t)
+                self._on(level, pitch, t)
+                return
+        self._follow(level, pitch, t)
+
+    def _on(self, level, pitch, t):
+        st = self.settings
+        base = float(round(pitch if pitch is not None else (self.pitch if self.pitch is not None else 60.0)))
+        base = float(np.clip(base, *self.range))
+        self.serial += 1
+        tokens: list[int] = []
+        self.note = (self.serial, base, tokens)
+        self.note_frames = 0  # frames of input the note has sounded for
+        self.tokens_sent = 0  # ... and tokens sent for it
+        self.quiet = self.age = self.far = 0
+        self.counters["notes"] += 1
+        bend = (pitch - base) if pitch is not None else 0.0
+        velocity = velocity_of(level, st)
+        e, ch, note_id = self.engine, st.channel, self.serial
+        expr = self._expression(level)
+        self.send(t, lambda t: e.pitch_bend(ch, bend, t=t))
+        if st.level:
+            self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+        self.send(t, lambda t: e.note_on(base, velocity, ch, note_id=note_id, t=t,
+                                         tokens=tokens if self.use_encoder else None))
+        self._tokens(t)
+
+    def _follow(self, level, pitch, t):
+        st = self.settings
+        e, ch = self.engine, st.channel
+        if pitch is not None:
+            bend = float(np.clip(pitch - self.note[1], -48.0, 48.0))  # the engine's bend range
+            self.send(t, lambda t: e.pitch_bend(ch, bend, t=t))
+        if st.level:
+            expr = self._expression(level)
+            self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+        self._tokens(t)
+
+    def _off(self, t):
+        note_id, base = self.note[0], self.note[1]
+        e, ch = self.engine, self.settings.channel
+        self.send(t, lambda t: e.note_off(base, ch, note_id=note_id, t=t))
+        self.note = None
+
+    def _expression(self, level_db) -> float:
+        return float(np.clip(10.0 ** ((level_db - self.settings.full_db) / 20.0), 0.0, 1.0))
+
+    def _tokens(self, t):
+        """The tokens of the frames since the last run, appended to the note's (the voice reads its
+        frame's, or the last one it has): an encoder run every `token_every` frames, and at once
+        for a new note's first frame."""
+        if not self.use_encoder:
+            return
+        self.note_frames += 1
+        due = self.note_frames - self.tokens_sent
+        if self.tokens_sent and due < self.settings.token_every:
+            return
+        model = self.engine.model
+        audio = self.history
+        if self.sr != model.sample_rate:
+            import soxr
+
+            audio = soxr.resample(audio, self.sr, model.sample_rate).astype(np.float32)
+        new = [int(x) for x in model.encode(audio)[-due:]]
+        self.tokens_sent += due
+        tokens = self.note[2]
+        self.send(t, lambda t: tokens.extend(new))
+
+
+def follow_file_events(engine, path, settings: FollowSettings | None = None, block: int = 1024):
+    """(time_s, deliver) pairs, as the offline renderer takes them, for an audio file played into
+    the follow part, and the file's length in seconds. ValueError naming the file if it cannot be
+    read."""
+    import soundfile as sf
+    import soxr
+
+    try:
+        audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read audio ({exc})") from None
+    if audio.shape[0] == 0:
+        raise ValueError(f"{path}: no audio in it")
+    mono = audio.mean(axis=1)
+    if sr != engine.sample_rate:
+        mono = soxr.resample(mono, sr, engine.sample_rate).astype(np.float32)
+    events = []
+    follower = Follower(engine, lambda t, fn: events.append((t, fn)), settings)
+    for k in range(0, mono.size, block):
+        follower.feed(mono[k:k + block], k / engine.sample_rate)
+    length = mono.size / engine.sample_rate
+    follower.finish(length)
+    return events, length, follower
