@@ -18,6 +18,9 @@ class Probe:
         self.client = jack.Client(name, servername=server, no_start_server=True)
         self.midi_out = self.client.midi_outports.register("midi_out")
         self.audio_in = self.client.inports.register("in")
+        self.audio_out = self.client.outports.register("out")  # plays `play()`'s audio
+        self.playing = None  # (audio, frame time of its first sample) while it plays
+        self.played_at = None  # frame time of the last played audio's first sample
         self.sr = self.client.samplerate
         self.capture = np.zeros(int(seconds * self.sr), dtype=np.float32)
         self.captured = 0
@@ -47,6 +50,18 @@ class Probe:
                 self.sent.append((t0 + offset, msg))
             self.outbox.clear()
             self.lock.release()
+        out = self.audio_out.get_array()
+        out.fill(0.0)
+        if self.playing is not None:
+            audio, at = self.playing
+            if at is None:
+                at = self.played_at = t0
+                self.playing = (audio, at)
+            k = t0 - at
+            n = max(min(frames, audio.size - k), 0)
+            out[:n] = audio[k:k + n]
+            if k + frames >= audio.size:
+                self.playing = None
         if self.first_frame is None:
             self.first_frame = t0
         at = t0 - self.first_frame  # by frame time, so an xrun leaves a gap instead of a shift
@@ -54,6 +69,15 @@ class Probe:
         if n > 0:
             self.capture[at:at + n] = self.audio_in.get_array()[:n]
             self.captured = at + n
+
+    def play(self, audio):
+        """Play mono float32 audio on the `out` port from the next period; `played_at` then says
+        the frame time of its first sample."""
+        self.played_at = None
+        self.playing = (np.asarray(audio, dtype=np.float32), None)
+
+    def connect_out_to(self, port_name):
+        self.client.connect(self.audio_out.name, port_name)
 
     def send(self, *msg, offset=0):
         """Queue a MIDI message for the next period, `offset` frames into it."""

@@ -149,3 +149,40 @@ def test_a_bad_input_file_is_a_clear_error(tmp_path, capsys):
     assert "--follow-channel 17" in capsys.readouterr().err
     assert main(["render", "--input-file", str(tmp_path / "ok.wav"), "-o", out, "--follow-preset", "kazoo-9"]) == 2
     assert "--follow-preset kazoo-9" in capsys.readouterr().err
+
+
+@pytest.mark.rig
+def test_an_input_port_in_the_jack_rig_plays_the_follow_part(jack_server, test_model_dir):
+    """The server as a performer runs it: a JACK client plays tone bursts into vqsynth:audio_in
+    and hears the follow part start at each onset and stop after each end (perf/follow_latency.py
+    measures how soon)."""
+    import os
+    import time
+
+    from probe import Probe
+    from test_server_rig import start_server, stop_server
+
+    proc, ready = start_server(test_model_dir, "--audio", "jack", "--follow-input", "jack", "--no-midi",
+                               env=dict(os.environ))
+    probe = Probe("measure", server=jack_server)
+    try:
+        assert "audio in vqsynth:audio_in plays part 16" in ready, ready
+        probe.connect_out_to("vqsynth:audio_in")
+        probe.connect_from("vqsynth:out_1")
+        time.sleep(0.3)
+        spans = [(0.3, 0.8), (1.2, 1.5)]
+        probe.play(_bursts(spans, [220.0, 330.0], seconds=2.0))
+        time.sleep(2.6)
+        assert probe.played_at is not None
+        start = probe.played_at - probe.first_frame
+        heard = np.abs(probe.capture[:probe.captured]) > 1e-5
+        for (a, b), after in zip(spans, [1.2, 2.0]):
+            on, off = start + int(a * SR), start + int(b * SR)
+            assert not heard[on - int(0.1 * SR):on].any()  # silent before the onset ...
+            first = int(np.flatnonzero(heard[on:on + int(0.2 * SR)])[0])  # ... heard just after it
+            assert first < 0.1 * SR, first / SR
+            assert not heard[off + int(0.15 * SR):start + int(after * SR)].any()  # and silent after its end
+    finally:
+        probe.close()
+        out = stop_server(proc)
+    assert "Traceback" not in out, out

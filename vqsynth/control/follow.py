@@ -17,6 +17,7 @@ the calls at their times ahead, as it does MIDI): it never touches the audio thr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -226,6 +227,21 @@ class Follower:
         self.tokens_sent += due
         tokens = self.note[2]
         self.send(t, lambda t: tokens.extend(new))
+
+
+def live_sender(follower):
+    """`send` for a live follower: each call made at once with its time; one the engine refuses
+    (a pitch outside the model's, a full scheduler) is counted, and the input plays on."""
+    log = logging.getLogger("vqsynth.follow")
+
+    def send(t, fn):
+        try:
+            fn(t)
+        except Exception as exc:  # noqa: BLE001 - never let one call stop the input
+            follower.counters["refused"] = follower.counters.get("refused", 0) + 1
+            if follower.counters["refused"] == 1:
+                log.warning("follow part: the engine refused a call (%s); counted from now on", exc)
+    return send
 
 
 def follow_file_events(engine, path, settings: FollowSettings | None = None, block: int = 1024):

@@ -3,7 +3,9 @@
 - `sounddevice`: PortAudio (ALSA, JACK, CoreAudio, WASAPI, ...), the real thing;
 - `jack`: a native JACK client whose process callback also reads a JACK MIDI port: it copies
   each event's bytes out with its frame and a handler thread plays it one period later at that
-  very frame (constant latency, no jitter), so a burst cannot outlast the period;
+  very frame (constant latency, no jitter), so a burst cannot outlast the period; with a
+  follower (control/follow.py), an audio input port too, copied into a ring the same way and
+  analysed on the follower's own thread, each sample stamped one period later as MIDI is;
 - `null`: a thread paced in real time, for headless machines and tests;
 - `file`: the null backend plus a recording (the WAV is the point).
 `--record out.wav` works with any of them: the callback copies each block into a preallocated
@@ -23,6 +25,7 @@ from vqsynth.engine.errors import AudioError
 
 BACKENDS = ("sounddevice", "jack", "null", "file")
 MIDI_QUEUE = 8192  # JACK MIDI events waiting for the handler thread; more in a burst are counted lost
+INPUT_RING = 1 << 16  # samples of audio input waiting for the follower (1.4 s at 48 kHz)
 
 
 class Recorder:
@@ -279,7 +282,8 @@ class JackBackend(Backend):
     that very frame.
     """
 
-    def __init__(self, engine, channels=2, record=None, name="vqsynth", controller=None, connect=True):
+    def __init__(self, engine, channels=2, record=None, name="vqsynth", controller=None, connect=True,
+                 follower=None):
         super().__init__(engine, channels, record)
         try:
             import jack
@@ -305,6 +309,11 @@ class JackBackend(Backend):
         self.midi_events: queue.SimpleQueue = queue.SimpleQueue()  # (frame, bytes) from the callback
         self.midi_thread = None
         self.midi_seen = 0  # events JACK delivered to the callback: each is handled or counted lost
+        self.follower = follower
+        self.in_ring = np.zeros(INPUT_RING, dtype=np.float32)  # the audio input, written by the callback
+        self.in_written = 0  # samples the callback has put in the ring
+        self.in_events: queue.SimpleQueue = queue.SimpleQueue()  # (output position after them, in_written)
+        self.follow_thread = None
         self._setup(self.client)
 
     def _setup(self, client):
@@ -312,6 +321,7 @@ class JackBackend(Backend):
         self.watch = CycleWatch(client)  # a new server starts its frame time anew
         self.outs = [client.outports.register(f"out_{i + 1}") for i in range(self.channels)]
         self.midi_in = client.midi_inports.register("midi_in") if self.controller is not None else None
+        self.audio_in = client.inports.register("audio_in") if self.follower is not None else None
         client.set_process_callback(self._process)
         client.set_xrun_callback(self._xrun)
         client.set_shutdown_callback(self._on_shutdown)
@@ -338,6 +348,14 @@ class JackBackend(Backend):
                         self.midi_events.put((due + offset, bytes(data)))
                     else:
                         self.engine.counters["midi_lost"] += 1
+            if self.audio_in is not None:  # into the ring (no allocation), for the follower's thread
+                x, w = self.audio_in.get_array(), self.in_written % INPUT_RING
+                first_part = min(frames, INPUT_RING - w)
+                self.in_ring[w:w + first_part] = x[:first_part]
+                self.in_ring[:frames - first_part] = x[first_part:]
+                self.in_written += frames
+                # its samples sound one period on, as a MIDI event of this period does
+                self.in_events.put((self.engine.samples_out + 2 * frames, self.in_written))
             out = self._fill(frames)
             for i, port in enumerate(self.outs):  # out_1 left, out_2 right (more ports: the pair again)
                 port.get_array()[:] = out if out.ndim == 1 else out[:, i % 2]
@@ -357,7 +375,29 @@ class JackBackend(Backend):
             pos, data = item
             self.controller.handle_bytes(data, self.engine.clock.time_of(pos))  # malformed: counted there
 
+    def _follow(self):
+        """The follower's thread: each period's input, in order, to the follower with the time its
+        first sample maps to. If it fell more than the ring behind, what was overwritten is
+        skipped (counted in the follower's `input_lost`)."""
+        read = 0
+        while (item := self.in_events.get()) is not None:
+            end_pos, written = item
+            if written - read > INPUT_RING:
+                self.follower.counters["input_lost"] = self.follower.counters.get("input_lost", 0) + \
+                    written - INPUT_RING - read
+                read = written - INPUT_RING
+            n = written - read
+            if n <= 0:
+                continue
+            r = read % INPUT_RING
+            block = np.concatenate([self.in_ring[r:r + n], self.in_ring[:max(0, r + n - INPUT_RING)]])
+            self.follower.feed(block, self.engine.clock.time_of(end_pos - n))
+            read = written
+
     def start(self):
+        if self.follower is not None and self.follow_thread is None:
+            self.follow_thread = threading.Thread(target=self._follow, name="vqsynth-follow", daemon=True)
+            self.follow_thread.start()
         if self.midi_in is not None and self.midi_thread is None:
             self.midi_thread = threading.Thread(target=self._handle_midi, name="vqsynth-jack-midi", daemon=True)
             self.midi_thread.start()
@@ -383,6 +423,10 @@ class JackBackend(Backend):
                 self.midi_events.put(None)
                 self.midi_thread.join(timeout=2.0)
                 self.midi_thread = None
+            if self.follow_thread is not None:
+                self.in_events.put(None)
+                self.follow_thread.join(timeout=2.0)
+                self.follow_thread = None
             self.close()
 
     # ------------------------------------------------ the server going away and coming back
@@ -398,7 +442,7 @@ class JackBackend(Backend):
             return self._reconnect()
         said, client = [], self.client
         try:
-            now = {(mine.shortname, other.name) for mine in self.outs + [self.midi_in] if mine is not None
+            now = {(mine.shortname, other.name) for mine in self.outs + [self.midi_in, self.audio_in] if mine is not None
                    for other in client.get_all_connections(mine)}
             for mine, other in self.connections - now:
                 if not client.get_ports("^" + re.escape(other) + "$"):
@@ -474,12 +518,17 @@ class JackBackend(Backend):
     @property
     def description(self):
         midi = f", MIDI in {self.midi_in.name}" if self.midi_in is not None else ""
-        return f"JACK client '{self.client.name}' ({self.client.blocksize}-frame periods{midi})"
+        heard = f", audio in {self.audio_in.name} plays part {self.follower.settings.channel + 1}" \
+            if self.audio_in is not None else ""
+        return f"JACK client '{self.client.name}' ({self.client.blocksize}-frame periods{midi}{heard})"
 
 
-def open_backend(kind, engine, record=None, device=None, channels=2, latency="low", controller=None):
+def open_backend(kind, engine, record=None, device=None, channels=2, latency="low", controller=None,
+                 follower=None):
     if kind == "jack":
-        return JackBackend(engine, channels, record, controller=controller)
+        return JackBackend(engine, channels, record, controller=controller, follower=follower)
+    if follower is not None:
+        raise AudioError("an audio input (--follow-input jack) needs --audio jack")
     if kind == "sounddevice":
         return SoundDeviceBackend(engine, channels, record, device, latency)
     if kind == "null":

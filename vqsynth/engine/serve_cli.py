@@ -71,9 +71,16 @@ def run(args):
     except ValueError as exc:
         raise UserError(str(exc)) from None
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
+    follower = None
+    if args.follow_input:
+        from vqsynth.control.follow import FollowSettings, Follower, live_sender
+
+        follower = Follower(engine, None, FollowSettings(channel=args.follow_channel - 1))
+        follower.send = live_sender(follower)
     try:
         backend = open_backend(args.audio, engine, record=args.record, device=args.device,
-                               latency=_latency(args.latency), controller=None if args.no_midi else controller)
+                               latency=_latency(args.latency), controller=None if args.no_midi else controller,
+                               follower=follower)
     except AudioError as exc:
         raise UserError(str(exc)) from None
     if args.files and not Path(args.files).is_dir():
