@@ -45,9 +45,13 @@ class FollowSettings:
     token_every: int = 2  # frames per encoder run (each run gives the tokens of the frames since the last)
     fmin: float = 60.0
     fmax: float = 1600.0
-    onset_wait: int = 2  # frames an onset may wait for its pitch (else it starts at the last one)
+    onset_wait_ms: float = 20.0  # how long an onset may wait for its pitch (else it starts at the last one)
     voicing: float = 0.25  # YIN's dip that counts as voiced: at its paper's 0.15, 17 % of a voice's
     # voiced frames were not (perf/README.md)
+
+
+def _db(x) -> float:
+    return 20.0 * np.log10(float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2))) + 1e-9)
 
 
 def midi_of(f0):
@@ -65,6 +69,8 @@ def velocity_of(level_db: float, settings: FollowSettings) -> int:
 class Follower:
     """Feed it the input block by block (`feed`); it sends the engine what the input plays."""
 
+    LISTEN = 64  # samples between looks for an onset while no note sounds (1.3 ms at 48 kHz)
+
     def __init__(self, engine, send, settings: FollowSettings | None = None):
         self.engine, self.send = engine, send
         self.settings = settings or FollowSettings()
@@ -75,17 +81,17 @@ class Follower:
         self.context = max(int(self.settings.token_context_s * self.sr), self.window, self.settings.token_every * self.hop)
         self.history = np.zeros(self.context, np.float32)  # the last `context` samples of input
         self.pending = np.zeros(0, np.float32)  # input not yet a whole frame
-        self.samples = 0  # input samples analysed (whole frames)
+        self.samples = 0  # input samples analysed
         self.levels: list[float] = []  # the last few frames' levels (re-attack)
         self.note = None  # (note id, base pitch, tokens list) of the sounding note
         self.quiet = 0  # frames under the gate since the note's last loud one
         self.age = 0  # frames since the note opened
         self.far = 0  # frames in a row more than `leap` from the note's pitch
-        self.loud = 0  # frames in a row over the gate's closing level
-        self.waited = 0  # frames an onset has waited for its pitch
+        self.loud = 0  # samples in a row over the gate's closing level
+        self.waited = 0  # samples an onset has waited for its pitch
         self.pitch = None  # the last voiced pitch (MIDI)
         self.serial = NOTE_IDS
-        self.counters = dict(notes=0, reattacks=0, leaps=0, unvoiced_frames=0, frames=0)
+        self.counters = dict(notes=0, reattacks=0, leaps=0, unvoiced_frames=0, frames=0)  # frames: in notes
         lo, hi = engine.model.pitch_range
         self.range = (float(lo), float(hi))
         self.use_encoder = self.settings.tokens and getattr(engine.model, "encoder", None) is not None
@@ -93,16 +99,20 @@ class Follower:
     # ------------------------------------------------------------ input
     def feed(self, block: np.ndarray, t0: float):
         """`block`: mono float input at the engine's rate whose first sample arrived at time t0
-        (seconds, the engine clock's time base; offline: its position / rate)."""
+        (seconds, the engine clock's time base; offline: its position / rate). While no note
+        sounds it looks for an onset every LISTEN samples; a note's frames start at its onset."""
         x = np.concatenate([self.pending, np.asarray(block, np.float32).reshape(-1)])
         t_first = t0 - self.pending.size / self.sr
         k = 0
-        while k + self.hop <= x.size:
-            frame = x[k:k + self.hop]
-            self.history = np.concatenate([self.history[self.hop:], frame])
-            self.samples += self.hop
-            self._frame(frame, t_first + (k + self.hop) / self.sr)
-            k += self.hop
+        while True:
+            step = self.hop if self.note is not None else self.LISTEN
+            if k + step > x.size:
+                break
+            chunk = x[k:k + step]
+            self.history = np.concatenate([self.history[step:], chunk])
+            self.samples += step
+            self._step(chunk, t_first + (k + step) / self.sr)
+            k += step
         self.pending = x[k:].copy()
 
     def finish(self, t: float):
@@ -110,34 +120,42 @@ class Follower:
         if self.note is not None:
             self._off(t)
 
-    # ------------------------------------------------------------ one frame
-    def _frame(self, frame: np.ndarray, t: float):
+    # ------------------------------------------------------------ one step
+    def _pitch(self):
+        """The input's pitch (MIDI) now, or None (unvoiced). Just after an onset the window would
+        start in silence: it looks at what has sounded since (the lowest pitch it can find rises
+        with it: two periods must fit)."""
         st = self.settings
+        span = min(self.window, self.loud)
+        fmin = max(st.fmin, 2.0 * self.sr / max(span, 1))
+        if fmin >= st.fmax:
+            return None
+        f0, _ = yin(self.history[-span:], self.sr, fmin, st.fmax, voicing=st.voicing)
+        if f0 <= 0:
+            return None
+        self.pitch = float(np.clip(midi_of(f0), *self.range))
+        return self.pitch
+
+    def _step(self, chunk: np.ndarray, t: float):
+        st = self.settings
+        self.loud = self.loud + chunk.size if _db(chunk) >= st.gate_off_db else 0
+        level = _db(self.history[-self.hop:])  # the last 10 ms, wherever this step ends
+        if self.note is None:
+            if level < st.gate_on_db:
+                self.waited = 0
+                return
+            pitch = self._pitch()
+            self.waited += chunk.size
+            # an onset whose pitch is not found yet waits for it, `onset_wait_ms` at most
+            if pitch is not None or self.waited > st.onset_wait_ms * 1e-3 * self.sr:
+                self.waited = 0
+                self.levels = [level]
+                self._on(level, pitch, t)
+            return
         self.counters["frames"] += 1
-        level = 20.0 * np.log10(float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) + 1e-9)
-        self.loud = self.loud + 1 if level >= st.gate_off_db else 0
-        # just after an onset the window would start in silence: look at what has sounded since
-        # (the lowest pitch it can find rises with it: two periods must fit)
-        span = min(self.window, self.loud * self.hop)
-        f0 = 0.0
-        if span >= self.hop:
-            fmin = max(st.fmin, 2.0 * self.sr / span)
-            f0, _ = yin(self.history[-span:], self.sr, fmin, st.fmax, voicing=st.voicing)
-        pitch = float(np.clip(midi_of(f0), *self.range)) if f0 > 0 else None
-        if pitch is not None:
-            self.pitch = pitch
+        pitch = self._pitch()
         rise = level - min(self.levels) if self.levels else 0.0
         self.levels = (self.levels + [level])[-4:]
-        if self.note is None:
-            if level >= st.gate_on_db:
-                self.waited += 1
-                # an onset whose pitch is not found yet waits for it, a frame or two at most
-                if pitch is not None or self.waited > st.onset_wait:
-                    self.waited = 0
-                    self._on(level, pitch, t)
-            else:
-                self.waited = 0
-            return
         self.age += 1
         if level < st.gate_off_db:
             self.quiet += 1

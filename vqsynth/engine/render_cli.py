@@ -145,5 +145,5 @@ def run(args):
     if args.input_file:
         c = follower.counters
         print(f"  follow part (channel {args.follow_channel}): {c['notes']} notes ({c['reattacks']} re-attacks, {c['leaps']} leaps) "
-              f"over {c['frames']} frames of {args.input_file}, {c['unvoiced_frames']} unvoiced in notes")
+              f"{c['frames']} frames in notes, from {args.input_file}, {c['unvoiced_frames']} unvoiced in notes")
     return 0
