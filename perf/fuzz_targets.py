@@ -91,6 +91,10 @@ class OscTarget:
         self.controller = MidiController(self.engine)
         self.server = OscServer(self.engine, self.controller, host="127.0.0.1", port=0,
                                 files_dir=tempfile.gettempdir())  # where the fuzzers' recordings lie
+        from vqsynth.control.follow import Follower, live_sender
+
+        self.server.follower = Follower(self.engine, None)  # the /vqsynth/follow/* addresses reach one
+        self.server.follower.send = live_sender(self.server.follower)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         self.server.sock = sock  # the server's own socket: replies leave from it, as when started

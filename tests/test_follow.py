@@ -11,6 +11,7 @@ from vqsynth.control.follow import FollowSettings, follow_file_events
 from vqsynth.control.pitch_track import window_size, yin
 from vqsynth.engine.engine import Engine
 from vqsynth.engine.offline import render
+from rig import wait_until
 
 SR = 48000
 HOP = 480
@@ -186,3 +187,40 @@ def test_an_input_port_in_the_jack_rig_plays_the_follow_part(jack_server, test_m
         probe.close()
         out = stop_server(proc)
     assert "Traceback" not in out, out
+
+
+def test_osc_switches_and_sets_the_follow_part(live, server, probe):
+    """/vqsynth/follow/*: off means the input is not heard, on again and it plays; the gate and
+    the modes are set and reported; bad values and a server with no input get /fail."""
+    import time
+
+    from vqsynth.control.follow import Follower, live_sender
+
+    reply = probe.ask("/vqsynth/follow/on", 1, reply="/fail")
+    assert "no audio input" in reply[1]
+    follower = Follower(live, None)
+    follower.send = live_sender(follower)
+    server.follower = follower
+    tone = _bursts([(0.05, 0.35)], [220.0], seconds=0.5)
+
+    def play():
+        for k in range(0, tone.size, 128):
+            follower.feed(tone[k:k + 128], time.monotonic())
+
+    assert probe.ask("/vqsynth/follow/on", 0, reply="/done") == ["/vqsynth/follow/on"]
+    play()
+    assert follower.counters["notes"] == 0 and live.counters["notes"] == 0
+    probe.ask("/vqsynth/follow/on", 1, reply="/done")
+    play()
+    assert follower.counters["notes"] == 1
+    assert wait_until(lambda: live.counters["notes"] == 1)
+    probe.ask("/vqsynth/follow/gate", -30.0, -42.0, reply="/done")
+    probe.ask("/vqsynth/follow/unvoiced", "release", reply="/done")
+    probe.ask("/vqsynth/follow/level", 0, reply="/done")
+    probe.ask("/vqsynth/follow/tokens", 0, reply="/done")
+    assert probe.ask("/vqsynth/follow/status", reply="/follow.reply") == [1, 16, 1, follower.counters["frames"],
+                                                                         -30.0, -42.0, "release", 0, 0]
+    probe.ask("/vqsynth/follow/gate", -40.0, -30.0, reply="/done")  # a gate cannot close above where it opens
+    assert (follower.settings.gate_on_db, follower.settings.gate_off_db) == (-40.0, -40.0)
+    assert "hold or release" in probe.ask("/vqsynth/follow/unvoiced", "sideways", reply="/fail")[1]
+    assert follower.settings.unvoiced == "release"

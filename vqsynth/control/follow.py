@@ -83,7 +83,7 @@ class Follower:
         self.pending = np.zeros(0, np.float32)  # input not yet a whole frame
         self.samples = 0  # input samples analysed
         self.levels: list[float] = []  # the last few frames' levels (re-attack)
-        self.note = None  # (note id, base pitch, tokens list) of the sounding note
+        self.note = None  # (note id, base pitch, tokens list, tokens on) of the sounding note
         self.quiet = 0  # frames under the gate since the note's last loud one
         self.age = 0  # frames since the note opened
         self.far = 0  # frames in a row more than `leap` from the note's pitch
@@ -94,7 +94,8 @@ class Follower:
         self.counters = dict(notes=0, reattacks=0, leaps=0, unvoiced_frames=0, frames=0)  # frames: in notes
         lo, hi = engine.model.pitch_range
         self.range = (float(lo), float(hi))
-        self.use_encoder = self.settings.tokens and getattr(engine.model, "encoder", None) is not None
+        self.has_encoder = getattr(engine.model, "encoder", None) is not None
+        self.enabled = True  # False (OSC /vqsynth/follow/on 0): the input is not heard
 
     # ------------------------------------------------------------ input
     def feed(self, block: np.ndarray, t0: float):
@@ -136,8 +137,17 @@ class Follower:
         self.pitch = float(np.clip(midi_of(f0), *self.range))
         return self.pitch
 
+    @property
+    def use_encoder(self) -> bool:
+        return self.settings.tokens and self.has_encoder
+
     def _step(self, chunk: np.ndarray, t: float):
         st = self.settings
+        if not self.enabled:
+            if self.note is not None:
+                self._off(t)
+            self.loud = self.waited = 0
+            return
         self.loud = self.loud + chunk.size if _db(chunk) >= st.gate_off_db else 0
         level = _db(self.history[-self.hop:])  # the last 10 ms, wherever this step ends
         if self.note is None:
@@ -189,20 +199,19 @@ class Follower:
         base = float(np.clip(base, *self.range))
         self.serial += 1
         tokens: list[int] = []
-        self.note = (self.serial, base, tokens)
+        self.note = (self.serial, base, tokens, self.use_encoder)  # tokens on or off for the whole note
         self.note_frames = 0  # frames of input the note has sounded for
         self.tokens_sent = 0  # ... and tokens sent for it
         self.quiet = self.age = self.far = 0
         self.counters["notes"] += 1
         bend = (pitch - base) if pitch is not None else 0.0
         velocity = velocity_of(level, st)
-        e, ch, note_id = self.engine, st.channel, self.serial
+        e, ch, note_id, envelope = self.engine, st.channel, self.serial, tokens if self.note[3] else None
         expr = self._expression(level)
         self.send(t, lambda t: e.pitch_bend(ch, bend, t=t))
         if st.level:
             self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
-        self.send(t, lambda t: e.note_on(base, velocity, ch, note_id=note_id, t=t,
-                                         tokens=tokens if self.use_encoder else None))
+        self.send(t, lambda t: e.note_on(base, velocity, ch, note_id=note_id, t=t, tokens=envelope))
         self._tokens(t)
 
     def _follow(self, level, pitch, t):
@@ -229,7 +238,7 @@ class Follower:
         """The tokens of the frames since the last run, appended to the note's (the voice reads its
         frame's, or the last one it has): an encoder run every `token_every` frames, and at once
         for a new note's first frame."""
-        if not self.use_encoder:
+        if not self.note[3]:
             return
         self.note_frames += 1
         due = self.note_frames - self.tokens_sent

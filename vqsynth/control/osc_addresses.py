@@ -182,6 +182,49 @@ def _tokens_wav(req, path, note_id=None):
     files.submit(work, lambda why: req.server.fail(req.sender, req.address, why, "rejected"))
 
 
+def _follower(req):
+    follower = getattr(req.server, "follower", None)
+    if follower is None:
+        raise ValueError("no audio input: start the server with --audio jack --follow-input jack")
+    return follower
+
+
+def _follow_on(req, on):
+    _follower(req).enabled = bool(on)
+    req.done()
+
+
+def _follow_gate(req, open_db, close_db=None):
+    st = _follower(req).settings
+    close_db = open_db - 10.0 if close_db is None else min(close_db, open_db)  # it cannot close above
+    st.gate_on_db, st.gate_off_db = float(open_db), float(close_db)
+    req.done()
+
+
+def _follow_unvoiced(req, mode):
+    if mode not in ("hold", "release"):
+        raise ValueError(f"unvoiced '{mode}': hold or release")
+    _follower(req).settings.unvoiced = mode
+    req.done()
+
+
+def _follow_level(req, on):
+    _follower(req).settings.level = bool(on)
+    req.done()
+
+
+def _follow_tokens(req, on):
+    _follower(req).settings.tokens = bool(on)
+    req.done()
+
+
+def _follow_status(req):
+    f = _follower(req)
+    c, st = f.counters, f.settings
+    req.reply("/follow.reply", int(f.enabled), st.channel + 1, int(c["notes"]), int(c["frames"]),
+              float(st.gate_on_db), float(st.gate_off_db), st.unvoiced, int(st.level), int(st.tokens))
+
+
 def _panic(req):
     req.server.controller.panic()
     req.done()
@@ -339,6 +382,24 @@ ADDRESSES = [
             "the envelope of an audio file in the folder `serve --files DIR` opens (off without it; through "
             "encoder.onnx) for the next note, or for the sounding note with that id; answered once read",
             "/done /vqsynth/tokens/wav frames"),
+    Address("/vqsynth/follow/on", (Arg("on", INT, range=(0, 1)),), _follow_on,
+            "1: the audio input (`serve --follow-input jack`) plays its part; 0: it is not heard (a note it "
+            "holds is released)", "/done /vqsynth/follow/on"),
+    Address("/vqsynth/follow/gate", (Arg("open_db", NUMBER, range=(-100, 0)),
+                                     Arg("close_db", NUMBER, optional=True, range=(-100, 0))), _follow_gate,
+            "the input level (dBFS, RMS over 10 ms) that opens a note, and that closes it after 50 ms under "
+            "(default 10 dB below; never above the first)", "/done /vqsynth/follow/gate"),
+    Address("/vqsynth/follow/unvoiced", (Arg("mode", "string"),), _follow_unvoiced,
+            "where the input has no pitch inside a note: hold (the last pitch) or release (end the note if it "
+            "is also quiet)", "/done /vqsynth/follow/unvoiced"),
+    Address("/vqsynth/follow/level", (Arg("on", INT, range=(0, 1)),), _follow_level,
+            "1: the part's expression follows the input's level; 0: notes play at their velocity",
+            "/done /vqsynth/follow/level"),
+    Address("/vqsynth/follow/tokens", (Arg("on", INT, range=(0, 1)),), _follow_tokens,
+            "1: each note's envelope from the encoder on the input, frame by frame; 0: the prior's (from the "
+            "next note)", "/done /vqsynth/follow/tokens"),
+    Address("/vqsynth/follow/status", (), _follow_status, "ask for the follow part's state",
+            "/follow.reply on part notes frames open_db close_db unvoiced level tokens"),
     Address("/vqsynth/panic", (), _panic, "all sound off, every controller and channel state reset",
             "/done /vqsynth/panic"),
     Address("/vqsynth/status", (), _status, "ask for the engine's state",

@@ -110,6 +110,7 @@ class OscServer:
         self.max_ahead = max_ahead
         self.learn_file = learn_file  # where /vqsynth/learn saves (None: learned bindings live in memory only)
         self.files = FileAccess(files_dir)  # what file commands may read (None: nothing)
+        self.follower = None  # the audio input's follower (serve --follow-input), for /vqsynth/follow/*
         self.dump = None  # an EventDump (serve --dump-osc) that sees every message
         self.state_file = state_file  # what /vqsynth/state/save and load use (None: they are off)
         if allow_writes not in ("none", "local", "any"):

@@ -88,6 +88,7 @@ def run(args):
     osc = OscServer(engine, controller, host=args.osc_host, port=args.osc_port, files_dir=args.files,
                     allow_writes=args.allow_writes, state_file=args.state, allow_hosts=allow_hosts,
                     learn_file=args.learn_file or args.mapping or learned)
+    osc.follower = follower
     dump = EventDump() if args.dump_midi or args.dump_osc else None
     controller.dump = dump if args.dump_midi else None
     osc.dump = dump if args.dump_osc else None
