@@ -224,3 +224,19 @@ def test_osc_switches_and_sets_the_follow_part(live, server, probe):
     assert (follower.settings.gate_on_db, follower.settings.gate_off_db) == (-40.0, -40.0)
     assert "hold or release" in probe.ask("/vqsynth/follow/unvoiced", "sideways", reply="/fail")[1]
     assert follower.settings.unvoiced == "release"
+
+
+def test_the_input_gives_the_same_audio_whatever_blocks_it_comes_in(test_model, tmp_path):
+    """JACK hands the follower 128 frames a period, a file 1,024 at a time: the analysis steps on
+    its own grid (64 samples between notes, frames in them), so the sound is the same."""
+    path = tmp_path / "in.wav"
+    sf.write(path, _bursts([(0.2, 0.6), (0.75, 1.1)], [196.0, 247.0], seconds=1.3), SR)
+
+    def once(block):
+        e = Engine(test_model, sample_rate=SR, block_size=1024, attack_cache=False)
+        events, length, follower = follow_file_events(e, path, block=block)
+        return follower.counters, render(e, events, length, tail=0.5, channels=1, chunk=1)
+
+    (c128, a128), (c1024, a1024), (c333, a333) = once(128), once(1024), once(333)
+    assert c128 == c1024 == c333 and c128["notes"] == 2
+    assert np.array_equal(a128, a1024) and np.array_equal(a128, a333) and np.abs(a128).max() > 0
