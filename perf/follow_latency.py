@@ -2,7 +2,10 @@
 FluidSynth notes (and tone bursts) into vqsynth:audio_in inside its own process callback and
 captures vqsynth:out_1; latency is onset to onset, in frames of the same clock.
 
-    .venv/bin/python perf/follow_latency.py [--notes 20] [--period 128] [--model NAME]
+    .venv/bin/python perf/follow_latency.py [--via jack|sounddevice] [--notes 20] [--period 128] [--model NAME]
+
+--via jack: the JACK client's own input port; sounddevice: a PortAudio input stream (through
+PortAudio's JACK host API here, so the same rig measures both).
 
 The input's onset is where its own envelope first passes -40 dB of its peak; the output's, where
 the captured output first passes 1e-5 after that (the follow part is silent in between). The
@@ -53,6 +56,7 @@ def onset(y, floor_db=-40.0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--via", choices=("jack", "sounddevice"), default="jack")
     ap.add_argument("--notes", type=int, default=20)
     ap.add_argument("--period", type=int, default=128)
     ap.add_argument("--model", default=None)
@@ -61,14 +65,15 @@ def main():
     name = jack_name("vqs-perf")
     jackd = start_jackd(name, period=args.period)
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-    cmd = [sys.executable, "-m", "vqsynth", "serve", "--audio", "jack", "--follow-input", "jack", "--no-midi",
+    extra = ["--input-device", "system"] if args.via == "sounddevice" else []
+    cmd = [sys.executable, "-m", "vqsynth", "serve", "--audio", "jack", "--follow-input", args.via, *extra, "--no-midi",
            "--osc-port", "0", "--block-size", str(args.period)] + (["--model", args.model] if args.model else [])
     vq = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     results = {}
     try:
         print(wait_ready(vq, "vqsynth ready").strip())
         probe = Probe("measure", server=name, seconds=2.0 * args.notes + 10.0)
-        probe.connect_out_to("vqsynth:audio_in")
+        probe.connect_out_to({"jack": "vqsynth:audio_in", "sounddevice": "PortAudio:in_0"}[args.via])
         probe.connect_from("vqsynth:out_1")
         time.sleep(0.3)
         lat: dict[str, list[float]] = {}

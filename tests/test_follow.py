@@ -153,22 +153,26 @@ def test_a_bad_input_file_is_a_clear_error(tmp_path, capsys):
 
 
 @pytest.mark.rig
-def test_an_input_port_in_the_jack_rig_plays_the_follow_part(jack_server, test_model_dir):
-    """The server as a performer runs it: a JACK client plays tone bursts into vqsynth:audio_in
-    and hears the follow part start at each onset and stop after each end (perf/follow_latency.py
-    measures how soon)."""
+@pytest.mark.parametrize("via", ["jack", "sounddevice"])
+def test_an_input_in_the_jack_rig_plays_the_follow_part(jack_server, test_model_dir, via):
+    """The server as a performer runs it: a JACK client plays tone bursts into the server's input
+    (its own JACK port, or PortAudio's input stream through JACK) and hears the follow part start
+    at each onset and stop after each end (perf/follow_latency.py measures how soon)."""
     import os
     import time
 
     from probe import Probe
     from test_server_rig import start_server, stop_server
 
-    proc, ready = start_server(test_model_dir, "--audio", "jack", "--follow-input", "jack", "--no-midi",
+    extra = ["--input-device", "system"] if via == "sounddevice" else []
+    proc, ready = start_server(test_model_dir, "--audio", "jack", "--follow-input", via, *extra, "--no-midi",
                                env=dict(os.environ))
     probe = Probe("measure", server=jack_server)
     try:
-        assert "audio in vqsynth:audio_in plays part 16" in ready, ready
-        probe.connect_out_to("vqsynth:audio_in")
+        port = {"jack": "vqsynth:audio_in", "sounddevice": "PortAudio:in_0"}[via]
+        assert {"jack": "audio in vqsynth:audio_in plays part 16",
+                "sounddevice": "audio in 'system' via PortAudio plays part 16"}[via] in ready, ready
+        probe.connect_out_to(port)
         probe.connect_from("vqsynth:out_1")
         time.sleep(0.3)
         spans = [(0.3, 0.8), (1.2, 1.5)]
@@ -185,6 +189,38 @@ def test_an_input_port_in_the_jack_rig_plays_the_follow_part(jack_server, test_m
             assert not heard[off + int(0.15 * SR):start + int(after * SR)].any()  # and silent after its end
     finally:
         probe.close()
+        out = stop_server(proc)
+    assert "Traceback" not in out, out
+
+
+@pytest.mark.rig
+def test_an_input_device_that_cannot_open_leaves_the_rest_playing(jack_server, test_model_dir):
+    """A wrong --input-device is said in one line naming what there is, and the server starts and
+    plays MIDI and OSC as ever: only the follow part is silent."""
+    import os
+    import subprocess
+    import sys
+
+    from rig import OscProbe
+    from test_server_rig import stop_server
+
+    cmd = [sys.executable, "-m", "vqsynth", "serve", "--model", str(test_model_dir), "--osc-port", "0",
+           "--audio", "jack", "--follow-input", "sounddevice", "--input-device", "kazoo", "--no-midi"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    lines = []
+    while not (lines and lines[-1].startswith("vqsynth ready")):
+        line = proc.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    try:
+        said = "".join(lines)
+        assert "audio input off: no input device matches 'kazoo' (have: 0: system)" in said, said
+        osc = OscProbe(int(lines[-1].rsplit(":", 1)[1]))
+        osc.send_message("/vqsynth/note/on", [60, 100])
+        assert wait_until(lambda: osc.status()["voices"] == 1, timeout=5.0)
+        assert "no audio input" in osc.ask("/vqsynth/follow/on", 1, reply="/fail")[1]
+        osc.close()
+    finally:
         out = stop_server(proc)
     assert "Traceback" not in out, out
 

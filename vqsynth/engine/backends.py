@@ -4,8 +4,8 @@
 - `jack`: a native JACK client whose process callback also reads a JACK MIDI port: it copies
   each event's bytes out with its frame and a handler thread plays it one period later at that
   very frame (constant latency, no jitter), so a burst cannot outlast the period; with a
-  follower (control/follow.py), an audio input port too, copied into a ring the same way and
-  analysed on the follower's own thread, each sample stamped one period later as MIDI is;
+  follower (control/follow.py), an audio input port too (engine/audio_input.py), each sample
+  stamped one period later as MIDI is;
 - `null`: a thread paced in real time, for headless machines and tests;
 - `file`: the null backend plus a recording (the WAV is the point).
 `--record out.wav` works with any of them: the callback copies each block into a preallocated
@@ -21,11 +21,11 @@ import time
 
 import numpy as np
 
+from vqsynth.engine.audio_input import InputRing
 from vqsynth.engine.errors import AudioError
 
 BACKENDS = ("sounddevice", "jack", "null", "file")
 MIDI_QUEUE = 8192  # JACK MIDI events waiting for the handler thread; more in a burst are counted lost
-INPUT_RING = 1 << 16  # samples of audio input waiting for the follower (1.4 s at 48 kHz)
 
 
 class Recorder:
@@ -310,10 +310,7 @@ class JackBackend(Backend):
         self.midi_thread = None
         self.midi_seen = 0  # events JACK delivered to the callback: each is handled or counted lost
         self.follower = follower
-        self.in_ring = np.zeros(INPUT_RING, dtype=np.float32)  # the audio input, written by the callback
-        self.in_written = 0  # samples the callback has put in the ring
-        self.in_events: queue.SimpleQueue = queue.SimpleQueue()  # (output position after them, in_written)
-        self.follow_thread = None
+        self.input = InputRing(follower, engine.sample_rate) if follower is not None else None
         self._setup(self.client)
 
     def _setup(self, client):
@@ -348,14 +345,10 @@ class JackBackend(Backend):
                         self.midi_events.put((due + offset, bytes(data)))
                     else:
                         self.engine.counters["midi_lost"] += 1
-            if self.audio_in is not None:  # into the ring (no allocation), for the follower's thread
-                x, w = self.audio_in.get_array(), self.in_written % INPUT_RING
-                first_part = min(frames, INPUT_RING - w)
-                self.in_ring[w:w + first_part] = x[:first_part]
-                self.in_ring[:frames - first_part] = x[first_part:]
-                self.in_written += frames
-                # its samples sound one period on, as a MIDI event of this period does
-                self.in_events.put((self.engine.samples_out + 2 * frames, self.in_written))
+            if self.audio_in is not None:  # into the ring, for the follower's thread; its samples
+                # sound one period on, as a MIDI event of this period does
+                self.input.push(self.audio_in.get_array(),
+                                self.engine.clock.time_of(self.engine.samples_out + 2 * frames))
             out = self._fill(frames)
             for i, port in enumerate(self.outs):  # out_1 left, out_2 right (more ports: the pair again)
                 port.get_array()[:] = out if out.ndim == 1 else out[:, i % 2]
@@ -375,29 +368,9 @@ class JackBackend(Backend):
             pos, data = item
             self.controller.handle_bytes(data, self.engine.clock.time_of(pos))  # malformed: counted there
 
-    def _follow(self):
-        """The follower's thread: each period's input, in order, to the follower with the time its
-        first sample maps to. If it fell more than the ring behind, what was overwritten is
-        skipped (counted in the follower's `input_lost`)."""
-        read = 0
-        while (item := self.in_events.get()) is not None:
-            end_pos, written = item
-            if written - read > INPUT_RING:
-                self.follower.counters["input_lost"] = self.follower.counters.get("input_lost", 0) + \
-                    written - INPUT_RING - read
-                read = written - INPUT_RING
-            n = written - read
-            if n <= 0:
-                continue
-            r = read % INPUT_RING
-            block = np.concatenate([self.in_ring[r:r + n], self.in_ring[:max(0, r + n - INPUT_RING)]])
-            self.follower.feed(block, self.engine.clock.time_of(end_pos - n))
-            read = written
-
     def start(self):
-        if self.follower is not None and self.follow_thread is None:
-            self.follow_thread = threading.Thread(target=self._follow, name="vqsynth-follow", daemon=True)
-            self.follow_thread.start()
+        if self.input is not None:
+            self.input.start()
         if self.midi_in is not None and self.midi_thread is None:
             self.midi_thread = threading.Thread(target=self._handle_midi, name="vqsynth-jack-midi", daemon=True)
             self.midi_thread.start()
@@ -423,10 +396,8 @@ class JackBackend(Backend):
                 self.midi_events.put(None)
                 self.midi_thread.join(timeout=2.0)
                 self.midi_thread = None
-            if self.follow_thread is not None:
-                self.in_events.put(None)
-                self.follow_thread.join(timeout=2.0)
-                self.follow_thread = None
+            if self.input is not None:
+                self.input.stop()
             self.close()
 
     # ------------------------------------------------ the server going away and coming back

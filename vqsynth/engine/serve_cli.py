@@ -71,16 +71,24 @@ def run(args):
     except ValueError as exc:
         raise UserError(str(exc)) from None
     controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
-    follower = None
+    follower = audio_input = None
     if args.follow_input:
         from vqsynth.control.follow import FollowSettings, Follower, live_sender
 
         follower = Follower(engine, None, FollowSettings(channel=args.follow_channel - 1))
         follower.send = live_sender(follower)
+    if args.follow_input == "sounddevice":
+        from vqsynth.engine.audio_input import PortAudioInput
+
+        try:
+            audio_input = PortAudioInput(engine, follower, args.input_device)
+        except AudioError as exc:  # the instrument still plays: only the follow part is silent
+            print(f"vqsynth: audio input off: {exc}", flush=True)
+            follower = None
     try:
         backend = open_backend(args.audio, engine, record=args.record, device=args.device,
                                latency=_latency(args.latency), controller=None if args.no_midi else controller,
-                               follower=follower)
+                               follower=follower if args.follow_input == "jack" else None)
     except AudioError as exc:
         raise UserError(str(exc)) from None
     if args.files and not Path(args.files).is_dir():
@@ -108,6 +116,8 @@ def run(args):
         gc_policy.watch(engine.counters)  # after the freeze: its own start-up collection is not counted
         sys.setswitchinterval(args.gil_switch_ms / 1000.0)
         backend.start()
+        if audio_input is not None:
+            audio_input.start()
         if args.audio == "jack" and not args.no_midi:
             midi = None  # the JACK client reads its own MIDI port (backends.JackBackend)
         elif not args.no_midi:
@@ -119,7 +129,8 @@ def run(args):
         s = engine.status()
         drums = f" + drums {engine.drums.model.name} ({s['drums']['name']})" if engine.drums is not None else ""
         print(f"vqsynth ready in {time.perf_counter() - started:.2f} s: model {engine.model.name}{drums}, "
-              f"audio {backend.description}, {s['sample_rate']} Hz, block {s['block_size']}, "
+              f"audio {backend.description}{f', {audio_input.description}' if audio_input else ''}, "
+              f"{s['sample_rate']} Hz, block {s['block_size']}, "
               f"event latency {s['latency_ms']} ms, polyphony {s['polyphony']}; "
               f"MIDI {_midi_description(args, midi)}; "
               f"{f'OSCQuery http://{args.osc_host}:{discovery.port}/; ' if discovery else ''}"
@@ -131,8 +142,8 @@ def run(args):
         while not stop.is_set():
             stop.wait(0.5 if args.status_every <= 0 else min(0.5, args.status_every))
             try:
-                for line in backend.poll():  # the device lost or back, a connected port gone or back
-                    print(f"vqsynth: {line}", flush=True)
+                for line in backend.poll() + (audio_input.poll() if audio_input else []):  # a device lost
+                    print(f"vqsynth: {line}", flush=True)  # or back, a connected port gone or back
             except AudioError as exc:
                 print(f"vqsynth: {exc}", flush=True)
                 audio_lost = True
@@ -159,6 +170,8 @@ def run(args):
         if discovery is not None:
             discovery.stop()
         osc.stop()
+        if audio_input is not None:
+            audio_input.stop()
         try:
             backend.stop()
         except Exception:

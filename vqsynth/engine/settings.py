@@ -52,9 +52,11 @@ SERVE = [
     Setting("device", "str", None, None, "audio output: index or name fragment (see `vqsynth devices`)"),
     Setting("latency", "str", "low", None, "PortAudio output latency: low, high or seconds"),
     Setting("record", "str", None, None, "also record the output to this WAV file (stereo)", metavar="FILE"),
-    Setting("follow-input", "choice", None, ("jack",), "an audio input plays one part (its pitch bends a voice, "
-            "its level opens notes and moves them, the encoder gives their envelope): jack, an input port audio_in "
-            "on the JACK client (with --audio jack)"),
+    Setting("follow-input", "choice", None, ("jack", "sounddevice"), "an audio input plays one part (its pitch "
+            "bends a voice, its level opens notes and moves them, the encoder gives their envelope): jack, an input "
+            "port audio_in on the JACK client (with --audio jack); sounddevice, a PortAudio input device (any --audio)"),
+    Setting("input-device", "str", None, None, "the PortAudio input device of --follow-input sounddevice: index or "
+            "name fragment (default: the system's; one that cannot open leaves the follow part silent, the rest plays)"),
     Setting("follow-channel", "int", 16, (1, 16), "the MIDI channel (part) the audio input plays; its instrument "
             "is that part's (OSC /vqsynth/part/N/preset, a program change on that channel)"),
     Setting("midi-port", "list", [], None, "open MIDI input ports whose name starts with this (repeatable; '' opens "
