@@ -254,8 +254,9 @@ def test_osc_switches_and_sets_the_follow_part(live, server, probe):
     probe.ask("/vqsynth/follow/unvoiced", "release", reply="/done")
     probe.ask("/vqsynth/follow/level", 0, reply="/done")
     probe.ask("/vqsynth/follow/tokens", 0, reply="/done")
+    probe.ask("/vqsynth/follow/timbre", 1, reply="/done")
     assert probe.ask("/vqsynth/follow/status", reply="/follow.reply") == [1, 16, 1, follower.counters["frames"],
-                                                                         -30.0, -42.0, "release", 0, 0]
+                                                                         -30.0, -42.0, "release", 0, 0, 1]
     probe.ask("/vqsynth/follow/gate", -40.0, -30.0, reply="/done")  # a gate cannot close above where it opens
     assert (follower.settings.gate_on_db, follower.settings.gate_off_db) == (-40.0, -40.0)
     assert "hold or release" in probe.ask("/vqsynth/follow/unvoiced", "sideways", reply="/fail")[1]
@@ -276,3 +277,46 @@ def test_the_input_gives_the_same_audio_whatever_blocks_it_comes_in(test_model, 
     (c128, a128), (c1024, a1024), (c333, a333) = once(128), once(1024), once(333)
     assert c128 == c1024 == c333 and c128["notes"] == 2
     assert np.array_equal(a128, a1024) and np.array_equal(a128, a333) and np.abs(a128).max() > 0
+
+
+def test_live_brightness_is_the_audio_commons_one(phrases):
+    """control/timbre_track.py (numpy, for the server) against data/timbre.py (scipy, the corpus's
+    labels) on windows of FluidSynth notes of ten programs."""
+    from vqsynth.control.timbre_track import Brightness
+    from vqsynth.data.cli import DEFAULT_SOUNDFONT
+    from vqsynth.data.render import Renderer
+    from vqsynth.data.timbre import brightness
+
+    live = Brightness(SR)
+    ours, ref = [], []
+    with Renderer(DEFAULT_SOUNDFONT, SR) as r:
+        for program in (0, 19, 24, 40, 56, 71, 73, 80, 89, 52):
+            for pitch in (48, 60, 72):
+                window = r.note(0, program, pitch, 100, 0.4, 0.39)[int(0.3 * SR) - live.n:int(0.3 * SR)]
+                ours.append(live.raw(window))
+                ref.append(brightness(window, SR))
+    ours, ref = np.array(ours), np.array(ref)
+    assert np.corrcoef(ours, ref)[0, 1] > 0.99 and np.abs(ours - ref).mean() < 1.0, (ours, ref)
+    assert live(np.zeros(live.n)) is None
+
+
+def test_the_part_brightness_follows_the_input_when_asked(test_model, tmp_path):
+    """A dull tone (3 harmonics) then a bright one (40): the follow part's brightness goes up."""
+    t = np.arange(int(0.4 * SR)) / SR
+    dull = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 4))
+    bright = sum(np.sin(2 * np.pi * 220 * k * t) / k ** 0.5 for k in range(1, 41))
+    y = np.concatenate([np.zeros(2400), 0.1 * dull, np.zeros(9600), 0.05 * bright, np.zeros(4800)]).astype(np.float32)
+    k = test_model.attr_names.index("brightness")
+    seen = {}
+    for timbre in (False, True):
+        e, follower, _ = _follow(test_model, y, tmp_path, timbre=timbre)
+        seen[timbre] = float(e.channel_attr_target[15, k])
+        if timbre:
+            assert follower.counters["notes"] == 2
+    assert np.isnan(seen[False])  # off: the part keeps the global attribute
+    path = tmp_path / "dull.wav"
+    sf.write(path, np.concatenate([np.zeros(2400), 0.1 * dull]).astype(np.float32), SR)
+    e = Engine(test_model, sample_rate=SR, block_size=1024, attack_cache=False)
+    events, length, _ = follow_file_events(e, path, FollowSettings(timbre=True))
+    render(e, events, length, tail=0.1, channels=1, chunk=1)
+    assert float(e.channel_attr_target[15, k]) < seen[True] - 0.2, (e.channel_attr_target[15, k], seen[True])

@@ -8,8 +8,9 @@ this way. Each frame of the input (the model's hop, 10 ms) gives:
   follows it in between (ramped in the audio callback, so the envelope is not stepped);
 - a fundamental (YIN, control/pitch_track.py): a pitch bend each frame to exactly that pitch
   (the DSP head bends the voice's harmonics, the generator sees the note's pitch);
-- a token, from the model's own VQCPC encoder over the last second of input: the envelope of the
-  performance, appended to the note as the frames come, as VQCPC-GAN takes it from a recording.
+- a token, from the model's own VQCPC encoder over the last 0.25 s of input: the envelope of the
+  performance, appended to the note as the frames come, as VQCPC-GAN takes it from a recording;
+- optionally (`timbre`), its brightness, which the part's brightness attribute follows.
 
 The follower only calls the engine (through `send(t, fn)`, so the offline renderer can deliver
 the calls at their times ahead, as it does MIDI): it never touches the audio thread.
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vqsynth.control.pitch_track import window_size, yin
+from vqsynth.control.timbre_track import Brightness
 
 FOLLOW_CHANNEL = 15  # part 16: the follow part's own (MIDI keeps channels 1-15, drums 10)
 NOTE_IDS = 1 << 40  # the follower's note ids: far from the engine's own serials
@@ -41,6 +43,7 @@ class FollowSettings:
     level: bool = True  # expression follows the input's level
     full_db: float = -18.0  # the input level that plays at full expression and velocity 127
     tokens: bool = True  # the envelope (tokens) from the encoder; else the prior's
+    timbre: bool = False  # the part's brightness follows the input's (Audio Commons, control/timbre_track.py)
     token_context_s: float = 0.25  # input the encoder sees for a frame's token (it normalises over it)
     token_every: int = 2  # frames per encoder run (each run gives the tokens of the frames since the last)
     fmin: float = 60.0
@@ -95,6 +98,7 @@ class Follower:
         lo, hi = engine.model.pitch_range
         self.range = (float(lo), float(hi))
         self.has_encoder = getattr(engine.model, "encoder", None) is not None
+        self.brightness = Brightness(self.sr) if "brightness" in engine.model.attr_names else None
         self.enabled = True  # False (OSC /vqsynth/follow/on 0): the input is not heard
 
     # ------------------------------------------------------------ input
@@ -211,6 +215,7 @@ class Follower:
         self.send(t, lambda t: e.pitch_bend(ch, bend, t=t))
         if st.level:
             self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+        self._timbre(t)
         self.send(t, lambda t: e.note_on(base, velocity, ch, note_id=note_id, t=t, tokens=envelope))
         self._tokens(t)
 
@@ -223,6 +228,7 @@ class Follower:
         if st.level:
             expr = self._expression(level)
             self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+        self._timbre(t)
         self._tokens(t)
 
     def _off(self, t):
@@ -230,6 +236,15 @@ class Follower:
         e, ch = self.engine, self.settings.channel
         self.send(t, lambda t: e.note_off(base, ch, note_id=note_id, t=t))
         self.note = None
+
+    def _timbre(self, t):
+        """The part's brightness to the input's (the engine glides attributes, so no steps)."""
+        if not self.settings.timbre or self.brightness is None:
+            return
+        value = self.brightness(self.history)
+        if value is not None:
+            e, ch = self.engine, self.settings.channel
+            self.send(t, lambda t: e.channel_attr(ch, "brightness", value, t=t))
 
     def _expression(self, level_db) -> float:
         return float(np.clip(10.0 ** ((level_db - self.settings.full_db) / 20.0), 0.0, 1.0))

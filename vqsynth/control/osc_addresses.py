@@ -218,11 +218,17 @@ def _follow_tokens(req, on):
     req.done()
 
 
+def _follow_timbre(req, on):
+    _follower(req).settings.timbre = bool(on)
+    req.done()
+
+
 def _follow_status(req):
     f = _follower(req)
     c, st = f.counters, f.settings
     req.reply("/follow.reply", int(f.enabled), st.channel + 1, int(c["notes"]), int(c["frames"]),
-              float(st.gate_on_db), float(st.gate_off_db), st.unvoiced, int(st.level), int(st.tokens))
+              float(st.gate_on_db), float(st.gate_off_db), st.unvoiced, int(st.level), int(st.tokens),
+              int(st.timbre))
 
 
 def _panic(req):
@@ -398,8 +404,11 @@ ADDRESSES = [
     Address("/vqsynth/follow/tokens", (Arg("on", INT, range=(0, 1)),), _follow_tokens,
             "1: each note's envelope from the encoder on the input, frame by frame; 0: the prior's (from the "
             "next note)", "/done /vqsynth/follow/tokens"),
+    Address("/vqsynth/follow/timbre", (Arg("on", INT, range=(0, 1)),), _follow_timbre,
+            "1: the part's brightness follows the input's (Audio Commons brightness of its last 46 ms); 0: it "
+            "stays where the part's controls put it", "/done /vqsynth/follow/timbre"),
     Address("/vqsynth/follow/status", (), _follow_status, "ask for the follow part's state",
-            "/follow.reply on part notes frames open_db close_db unvoiced level tokens"),
+            "/follow.reply on part notes frames open_db close_db unvoiced level tokens timbre"),
     Address("/vqsynth/panic", (), _panic, "all sound off, every controller and channel state reset",
             "/done /vqsynth/panic"),
     Address("/vqsynth/status", (), _status, "ask for the engine's state",
