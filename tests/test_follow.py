@@ -255,8 +255,11 @@ def test_osc_switches_and_sets_the_follow_part(live, server, probe):
     probe.ask("/vqsynth/follow/level", 0, reply="/done")
     probe.ask("/vqsynth/follow/tokens", 0, reply="/done")
     probe.ask("/vqsynth/follow/timbre", 1, reply="/done")
-    assert probe.ask("/vqsynth/follow/status", reply="/follow.reply") == [1, 16, 1, follower.counters["frames"],
+    assert probe.ask("/vqsynth/follow/status", reply="/follow.reply") == [1, 16, "follow", 1, follower.counters["frames"],
                                                                          -30.0, -42.0, "release", 0, 0, 1]
+    probe.ask("/vqsynth/follow/mode", "gate", reply="/done")
+    assert "follow or gate" in probe.ask("/vqsynth/follow/mode", "sideways", reply="/fail")[1]
+    assert follower.settings.mode == "gate"
     probe.ask("/vqsynth/follow/gate", -40.0, -30.0, reply="/done")  # a gate cannot close above where it opens
     assert (follower.settings.gate_on_db, follower.settings.gate_off_db) == (-40.0, -40.0)
     assert "hold or release" in probe.ask("/vqsynth/follow/unvoiced", "sideways", reply="/fail")[1]
@@ -318,3 +321,21 @@ def test_the_part_brightness_follows_the_input_when_asked(test_model, tmp_path):
     _, stayed = final(np.concatenate([np.zeros(2400), dull, dull]))
     assert turned > stayed + 0.2, (turned, stayed)
     assert np.isnan(final(np.concatenate([np.zeros(2400), dull, bright]), timbre=False)[1])
+
+
+def test_in_gate_mode_a_held_key_sounds_while_the_input_does(test_model, tmp_path):
+    """Gate mode: a note held on the part's channel (as from a keyboard) is shaped by the input's
+    level: heard during the bursts, silent between them; the input plays no note of its own."""
+    spans = [(0.3, 0.6), (0.9, 1.2)]
+    path = tmp_path / "in.wav"
+    sf.write(path, _bursts(spans, [220.0, 330.0], seconds=1.5), SR)
+    e = Engine(test_model, sample_rate=SR, block_size=1024, attack_cache=False)
+    events, length, follower = follow_file_events(e, path, FollowSettings(mode="gate"))
+    events.append((0.0, lambda t: e.note_on(60, 100, 15, t=t)))  # the key, held throughout
+    out = render(e, events, length, tail=0.0, channels=1, chunk=1)
+    assert follower.counters["notes"] == 0 and e.counters["notes"] == 1
+    level = _rms_db(out)
+    for a, b in spans:
+        assert level[int((a + 0.05) * 100):int((b - 0.02) * 100)].min() > -100, (a, b)  # heard in the burst
+    for a, b in ((0.1, 0.28), (0.68, 0.88), (1.28, 1.45)):
+        assert level[int(a * 100):int(b * 100)].max() < -60, (a, b)  # and hardly at all between

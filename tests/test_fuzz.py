@@ -109,6 +109,8 @@ def _good_args(row, data, model):
             out.append(data.draw(st.sampled_from([36, 38, 42, 44, 46, 49])))  # the test kit's keys
         elif row.address == "/vqsynth/follow/unvoiced":
             out.append(data.draw(st.sampled_from(["hold", "release"])))
+        elif row.address == "/vqsynth/follow/mode":
+            out.append(data.draw(st.sampled_from(["follow", "gate"])))
         elif "string" in a.kind:
             out.append(data.draw(st.sampled_from([0, 1, 3, "random-0", "random-3"])))
         elif a.many and row.address.endswith("tokens"):

@@ -12,6 +12,10 @@ this way. Each frame of the input (the model's hop, 10 ms) gives:
   performance, appended to the note as the frames come, as VQCPC-GAN takes it from a recording;
 - optionally (`timbre`), its brightness, which the part's brightness attribute follows.
 
+In "gate" mode the part's own keys (MIDI on its channel) play the notes and the input only shapes
+them: its level is their expression (a held key sounds while the input does), its brightness
+their brightness if `timbre` is on.
+
 The follower only calls the engine (through `send(t, fn)`, so the offline renderer can deliver
 the calls at their times ahead, as it does MIDI): it never touches the audio thread.
 """
@@ -27,12 +31,14 @@ from vqsynth.control.pitch_track import window_size, yin
 from vqsynth.control.timbre_track import Brightness
 
 FOLLOW_CHANNEL = 15  # part 16: the follow part's own (MIDI keeps channels 1-15, drums 10)
+MODES = ("follow", "gate")
 NOTE_IDS = 1 << 40  # the follower's note ids: far from the engine's own serials
 
 
 @dataclass
 class FollowSettings:
     channel: int = FOLLOW_CHANNEL
+    mode: str = "follow"  # follow: the input plays notes; gate: keys play them, the input shapes them
     gate_on_db: float = -45.0  # the input's level (RMS of a frame) that opens a note
     gate_off_db: float = -55.0  # ... and that it must stay under for `release_ms` to close it
     release_ms: float = 50.0
@@ -79,6 +85,8 @@ class Follower:
         self.settings = settings or FollowSettings()
         if self.settings.unvoiced not in ("hold", "release"):
             raise ValueError(f"unvoiced must be 'hold' or 'release', not {self.settings.unvoiced!r}")
+        if self.settings.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.settings.mode!r}")
         self.sr, self.hop = engine.sample_rate, engine.hop
         self.window = window_size(self.sr, self.settings.fmin)
         self.context = max(int(self.settings.token_context_s * self.sr), self.window, self.settings.token_every * self.hop)
@@ -110,7 +118,7 @@ class Follower:
         t_first = t0 - self.pending.size / self.sr
         k = 0
         while True:
-            step = self.hop if self.note is not None else self.LISTEN
+            step = self.hop if self.note is not None or self.settings.mode == "gate" else self.LISTEN
             if k + step > x.size:
                 break
             chunk = x[k:k + step]
@@ -154,6 +162,13 @@ class Follower:
             return
         self.loud = self.loud + chunk.size if _db(chunk) >= st.gate_off_db else 0
         level = _db(self.history[-self.hop:])  # the last 10 ms, wherever this step ends
+        if st.mode == "gate":  # the part's keys play the notes: the input only shapes them
+            if self.note is not None:
+                self._off(t)
+            e, ch, expr = self.engine, st.channel, self._expression(level)
+            self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+            self._timbre(t)
+            return
         if self.note is None:
             if level < st.gate_on_db:
                 self.waited = 0

@@ -218,6 +218,15 @@ def _follow_tokens(req, on):
     req.done()
 
 
+def _follow_mode(req, mode):
+    from vqsynth.control.follow import MODES
+
+    if mode not in MODES:
+        raise ValueError(f"mode '{mode}': {' or '.join(MODES)}")
+    _follower(req).settings.mode = mode
+    req.done()
+
+
 def _follow_timbre(req, on):
     _follower(req).settings.timbre = bool(on)
     req.done()
@@ -226,7 +235,7 @@ def _follow_timbre(req, on):
 def _follow_status(req):
     f = _follower(req)
     c, st = f.counters, f.settings
-    req.reply("/follow.reply", int(f.enabled), st.channel + 1, int(c["notes"]), int(c["frames"]),
+    req.reply("/follow.reply", int(f.enabled), st.channel + 1, st.mode, int(c["notes"]), int(c["frames"]),
               float(st.gate_on_db), float(st.gate_off_db), st.unvoiced, int(st.level), int(st.tokens),
               int(st.timbre))
 
@@ -391,6 +400,10 @@ ADDRESSES = [
     Address("/vqsynth/follow/on", (Arg("on", INT, range=(0, 1)),), _follow_on,
             "1: the audio input (`serve --follow-input jack`) plays its part; 0: it is not heard (a note it "
             "holds is released)", "/done /vqsynth/follow/on"),
+    Address("/vqsynth/follow/mode", (Arg("mode", "string"),), _follow_mode,
+            "follow: the input plays notes (its onsets, pitch, level and envelope); gate: the part's keys "
+            "(MIDI on its channel) play them and the input's level shapes them (a held key sounds while the "
+            "input does)", "/done /vqsynth/follow/mode"),
     Address("/vqsynth/follow/gate", (Arg("open_db", NUMBER, range=(-100, 0)),
                                      Arg("close_db", NUMBER, optional=True, range=(-100, 0))), _follow_gate,
             "the input level (dBFS, RMS over 10 ms) that opens a note, and that closes it after 50 ms under "
@@ -408,7 +421,7 @@ ADDRESSES = [
             "1: the part's brightness follows the input's (Audio Commons brightness of its last 46 ms); 0: it "
             "stays where the part's controls put it", "/done /vqsynth/follow/timbre"),
     Address("/vqsynth/follow/status", (), _follow_status, "ask for the follow part's state",
-            "/follow.reply on part notes frames open_db close_db unvoiced level tokens timbre"),
+            "/follow.reply on part mode notes frames open_db close_db unvoiced level tokens timbre"),
     Address("/vqsynth/panic", (), _panic, "all sound off, every controller and channel state reset",
             "/done /vqsynth/panic"),
     Address("/vqsynth/status", (), _status, "ask for the engine's state",
