@@ -59,6 +59,24 @@ class FollowSettings:
     # voiced frames were not (perf/README.md)
 
 
+class Call:
+    """One call the follower makes, made with the time it is for: `Call(f, *args)(t)` is
+    `f(*args, t=t)`. Kept as data (what, with what), so the same input is seen to make the same
+    calls by any path (a file, a JACK port: tests/test_follow.py)."""
+
+    __slots__ = ("func", "args", "kwargs", "timed")
+
+    def __init__(self, func, *args, timed=True, **kwargs):
+        self.func, self.args, self.kwargs, self.timed = func, args, kwargs, timed
+
+    def __call__(self, t):
+        return self.func(*self.args, t=t, **self.kwargs) if self.timed else self.func(*self.args, **self.kwargs)
+
+    def key(self):
+        """What the call does, comparable: its function's name and its arguments (lists by value)."""
+        return (self.func.__name__, self.args, tuple(sorted(self.kwargs.items())))
+
+
 def _db(x) -> float:
     return 20.0 * np.log10(float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2))) + 1e-9)
 
@@ -166,7 +184,7 @@ class Follower:
             if self.note is not None:
                 self._off(t)
             e, ch, expr = self.engine, st.channel, self._expression(level)
-            self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+            self.send(t, Call(e.channel_expression, ch, expr))
             self._timbre(t)
             return
         if self.note is None:
@@ -227,11 +245,11 @@ class Follower:
         velocity = velocity_of(level, st)
         e, ch, note_id, envelope = self.engine, st.channel, self.serial, tokens if self.note[3] else None
         expr = self._expression(level)
-        self.send(t, lambda t: e.pitch_bend(ch, bend, t=t))
+        self.send(t, Call(e.pitch_bend, ch, bend))
         if st.level:
-            self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+            self.send(t, Call(e.channel_expression, ch, expr))
         self._timbre(t)
-        self.send(t, lambda t: e.note_on(base, velocity, ch, note_id=note_id, t=t, tokens=envelope))
+        self.send(t, Call(e.note_on, base, velocity, ch, note_id=note_id, tokens=envelope))
         self._tokens(t)
 
     def _follow(self, level, pitch, t):
@@ -239,17 +257,17 @@ class Follower:
         e, ch = self.engine, st.channel
         if pitch is not None:
             bend = float(np.clip(pitch - self.note[1], -48.0, 48.0))  # the engine's bend range
-            self.send(t, lambda t: e.pitch_bend(ch, bend, t=t))
+            self.send(t, Call(e.pitch_bend, ch, bend))
         if st.level:
             expr = self._expression(level)
-            self.send(t, lambda t: e.channel_expression(ch, expr, t=t))
+            self.send(t, Call(e.channel_expression, ch, expr))
         self._timbre(t)
         self._tokens(t)
 
     def _off(self, t):
         note_id, base = self.note[0], self.note[1]
         e, ch = self.engine, self.settings.channel
-        self.send(t, lambda t: e.note_off(base, ch, note_id=note_id, t=t))
+        self.send(t, Call(e.note_off, base, ch, note_id=note_id))
         self.note = None
 
     def _timbre(self, t):
@@ -259,7 +277,7 @@ class Follower:
         value = self.brightness(self.history)
         if value is not None:
             e, ch = self.engine, self.settings.channel
-            self.send(t, lambda t: e.channel_attr(ch, "brightness", value, t=t))
+            self.send(t, Call(e.channel_attr, ch, "brightness", value))
 
     def _expression(self, level_db) -> float:
         return float(np.clip(10.0 ** ((level_db - self.settings.full_db) / 20.0), 0.0, 1.0))
@@ -283,7 +301,7 @@ class Follower:
         new = [int(x) for x in model.encode(audio)[-due:]]
         self.tokens_sent += due
         tokens = self.note[2]
-        self.send(t, lambda t: tokens.extend(new))
+        self.send(t, Call(tokens.extend, new, timed=False))
 
 
 def live_sender(follower):
