@@ -258,6 +258,26 @@ def test_channel_expression_scales_that_channel_smoothly(test_model):
 
 
 
+def test_a_cut_note_ends_at_its_sample_even_in_its_release(test_model):
+    """cut_note (a monophonic part's last note when the next starts): a releasing note ends with a
+    3-ms fade from the sample the cut is for, at any block size; before it, it sounds as it did."""
+    def run(block, cut):
+        e = Engine(test_model, sample_rate=SR, block_size=block, attack_cache=False)
+        ev = [(0.0, lambda t: e.note_on(60, 100, note_id=7, t=t)), (0.1, lambda t: e.note_off(60, note_id=7, t=t))]
+        if cut:
+            ev.append((0.15, lambda t: e.cut_note(7, t=t)))
+        return e, render(e, ev, 0.4, tail=0.0)
+
+    _, plain = run(1024, False)
+    at, fade = int(0.15 * SR), int(0.003 * SR)
+    assert np.abs(plain[at + fade:at + fade + 2400]).max() > 1e-4  # the release would sound on there
+    for block in (1024, 128):
+        e, cut = run(block, True)
+        np.testing.assert_array_equal(cut[:at], plain[:at])
+        assert not cut[at + fade:].any(), block
+        assert not e.slots.active.any()
+
+
 def test_a_pressure_stream_faster_than_a_block_moves_the_level(test_model):
     """Expression every 5 ms (a breath controller, an audio input's level: control/follow.py):
     at 1,024-sample blocks each change used to replace the one still waiting for its sample, so

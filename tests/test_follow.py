@@ -342,45 +342,32 @@ def test_in_gate_mode_a_held_key_sounds_while_the_input_does(test_model, tmp_pat
 
 
 @pytest.mark.rig
-def test_a_file_and_a_jack_port_make_the_same_calls(jack_server, test_model, tmp_path):
+def test_a_file_and_a_jack_port_make_the_same_calls(jack_server, test_model_dir, tmp_path):
     """The same phrase through `render --input-file`'s path and through the JACK client's input
-    port: the follower makes the same calls with the same arguments, the same samples apart
-    (what the engine then makes of the same calls, live or offline, test_engine.py holds)."""
-    import time
+    port (tests/follow_jack_calls.py, in its own process): the follower makes the same calls with
+    the same arguments, the same samples apart (what the engine then makes of the same calls,
+    live or offline, test_engine.py holds)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    from probe import Probe
-    from vqsynth.control.follow import NOTE_IDS, Follower
-    from vqsynth.engine.backends import JackBackend
+    from vqsynth.model.folder import load_model
 
     y = _bursts([(0.3, 0.8), (1.2, 1.5)], [220.0, 330.0], seconds=2.0)
     path = tmp_path / "in.wav"
     sf.write(path, y, SR, subtype="FLOAT")  # the samples JACK carries, not 16-bit ones
-    events, _, _ = follow_file_events(Engine(test_model, sample_rate=SR, attack_cache=False), path)
-    from_file = [(t * SR, call.key()) for t, call in events]
-
-    e = Engine(test_model, sample_rate=SR, block_size=128, attack_cache=False)
-    from_jack = []
-    # each call's sample, as the engine places it when the call comes (at once, as live_sender makes it)
-    follower = Follower(e, lambda t, call: from_jack.append((e.clock.position(t), call.key())))
-    backend = JackBackend(e, follower=follower, connect=False)
-    backend.start()
-    probe = Probe("measure", server=jack_server)
-    try:
-        probe.connect_out_to(f"{backend.client.name}:audio_in")
-        for _ in range(3):  # an xrun (a loaded machine) drops a period of the input: play it again
-            time.sleep(0.3)
-            from_jack.clear()
-            follower.serial = NOTE_IDS  # its notes numbered from the start again, as the file's
-            xruns = probe.xruns + e.counters["underruns"]
-            probe.play(y)
-            time.sleep(2.4)
-            xruns = probe.xruns + e.counters["underruns"] - xruns
-            if not xruns:
-                break
-    finally:
-        probe.close()
-        backend.stop()
-    assert not xruns, f"an xrun in each of 3 tries ({xruns} in the last)"
+    engine = Engine(load_model(test_model_dir), sample_rate=SR, attack_cache=False)
+    events, _, _ = follow_file_events(engine, path, FollowSettings(tokens=False))
+    from_file = json.loads(json.dumps([(t * SR, call.key()) for t, call in events]))  # as the other side's
+    script = Path(__file__).resolve().parent / "follow_jack_calls.py"
+    run = subprocess.run([sys.executable, str(script), str(test_model_dir), str(path)], capture_output=True,
+                         text=True, timeout=60, env=dict(os.environ))
+    assert run.returncode == 0, run.stderr[-2000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert not got["xruns"], f"an xrun in each of 3 tries ({got['xruns']} in the last)"
+    from_jack = got["calls"]
     assert from_file and len(from_jack) == len(from_file)
     assert [k for _, k in from_jack] == [k for _, k in from_file]
     gaps = lambda calls: np.diff([t for t, _ in calls])  # noqa: E731

@@ -120,6 +120,7 @@ class Follower:
         self.waited = 0  # samples an onset has waited for its pitch
         self.pitch = None  # the last voiced pitch (MIDI)
         self.serial = NOTE_IDS
+        self.last_id = None  # the last note it opened (its release may still sound)
         self.counters = dict(notes=0, reattacks=0, leaps=0, unvoiced_frames=0, frames=0)  # frames: in notes
         lo, hi = engine.model.pitch_range
         self.range = (float(lo), float(hi))
@@ -249,6 +250,9 @@ class Follower:
         if st.level:
             self.send(t, Call(e.channel_expression, ch, expr))
         self._timbre(t)
+        if self.last_id is not None:  # a part that follows one voice is monophonic: the last note's
+            self.send(t, Call(e.cut_note, self.last_id))  # release ends where this note starts
+        self.last_id = note_id
         self.send(t, Call(e.note_on, base, velocity, ch, note_id=note_id, tokens=envelope))
         self._tokens(t)
 

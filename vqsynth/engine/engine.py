@@ -340,6 +340,28 @@ class Engine:
                     self._release_slot(i, pos)
         self.wake.set()
 
+    def cut_note(self, note_id, t=None, at_sample=None):
+        """End the note with that id, held or releasing, at its sample with a 3-ms fade, as a
+        stolen voice ends: a monophonic part's last note when the next starts (control/follow.py:
+        its release would otherwise sound on under the next note, bent to the next note's pitch,
+        since a bend is the channel's)."""
+        pos = self._pos(t, at_sample)
+        if self._defer(pos, self._cut_note, int(note_id)):
+            return
+        self._cut_note(pos, int(note_id))
+
+    def _cut_note(self, pos, note_id):
+        s = self.slots
+        with self.lock:
+            for i in np.flatnonzero(s.active):
+                n = s.notes[i]
+                if n is not None and n.note_id == note_id and s.end[i] < 0 and s.cut_at[i] < 0:
+                    at = pos - int(s.start[i]) - self._lag(i)  # in what it plays
+                    if at < self.hop and s.read[i] == 0:
+                        s.end[i] = 0  # it would sound for less than a frame: not at all
+                    else:
+                        s.cut(i, at, self.steal_fade)
+
     def sustain(self, channel, on, t=None, at_sample=None):
         if not 0 <= int(channel) < 16:
             raise InputError(f"channel {channel} out of range 0..15")
