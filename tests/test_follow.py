@@ -81,10 +81,10 @@ def test_the_follow_part_plays_the_phrase_at_its_pitch_and_level(phrases, tmp_pa
         y_in = sf.read(path, dtype="float32")[0]
         y_out = sf.read(out, dtype="float32")[0].mean(axis=1)[:y_in.size]
         within = _within(_pyin(y_in), _pyin(y_out))
-        assert within >= 0.8, (name, within)  # perf/follow.py measures it: 0.90-0.92
+        assert within >= 0.8, (name, within)  # perf/follow.py measures it: 0.93-0.96
         li, lo = np.maximum(_rms_db(y_in), -60), np.maximum(_rms_db(y_out), -60)
         corr = np.corrcoef(li, lo[:li.size])[0, 1]
-        assert corr >= 0.7, (name, corr)  # perf/follow.py: 0.86-0.93
+        assert corr >= 0.7, (name, corr)  # perf/follow.py: 0.86-0.87
 
 
 def _bursts(spans, f0s, seconds=2.0):
