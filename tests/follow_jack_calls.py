@@ -24,7 +24,11 @@ from vqsynth.model.folder import load_model  # noqa: E402
 def main():
     model_dir, wav = sys.argv[1:3]
     y, sr = sf.read(wav, dtype="float32")
-    e = Engine(load_model(model_dir), sample_rate=sr, block_size=128, attack_cache=False)
+    import jack
+
+    with jack.Client("size", no_start_server=True) as c:
+        period = c.blocksize
+    e = Engine(load_model(model_dir), sample_rate=sr, block_size=period, attack_cache=False)
     calls = []
     # each call's sample, as the engine places it when the call comes (at once, as live_sender makes it)
     follower = Follower(e, lambda t, call: calls.append((e.clock.position(t), call.key())),
@@ -34,7 +38,7 @@ def main():
     probe = Probe("measure")
     try:
         probe.connect_out_to(f"{backend.client.name}:audio_in")
-        for _ in range(3):  # an xrun drops a period of the input: play it again
+        for _ in range(5):  # an xrun drops a period of the input: play it again
             time.sleep(0.3)
             calls.clear()
             follower.serial, follower.last_id = NOTE_IDS, None  # its notes from the start again
