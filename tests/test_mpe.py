@@ -1,6 +1,8 @@
 """MPE, NRPN and 14-bit controllers: the translation layer against a recording engine, then
 real MPE streams through a real JACK MIDI port into the real Engine."""
 
+import time
+
 import mido
 import pytest
 import rtmidi
@@ -155,6 +157,9 @@ def test_an_mpe_controller_through_a_jack_midi_port_bends_and_shapes_each_note(j
     try:
         with MidiInput(controller, virtual="vqsynth", api="jack"):
             out.open_port(next(i for i, p in enumerate(out.get_ports()) if p.startswith("vqsynth:")))
+            # sent at once after connecting, the stream was not all seen in 1 run of 12 here (a connection
+            # still being made, or JACK under load: not pinned down)
+            time.sleep(0.3)
             stream = [[0xB0, 101, 0], [0xB0, 100, 6], [0xB0, 6, 15]]  # MCM: lower zone, 15 members
             # two notes as an MPE controller plays them: per-note state first, then the note-on
             for ch, note, bend_lsb_msb, pressure, timbre in ((1, 60, (0x00, 0x20), 0, 100), (2, 64, (0, 0x40), 127, 20)):
