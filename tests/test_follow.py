@@ -184,8 +184,8 @@ def test_an_input_in_the_jack_rig_plays_the_follow_part(jack_server, test_model_
         for (a, b), after in zip(spans, [1.2, 2.0]):
             on, off = start + int(a * SR), start + int(b * SR)
             assert not heard[on - int(0.1 * SR):on].any()  # silent before the onset ...
-            first = int(np.flatnonzero(heard[on:on + int(0.2 * SR)])[0])  # ... heard just after it
-            assert first < 0.1 * SR, first / SR
+            # ... heard while it sounds (how soon is a timing figure: perf/follow_latency.py)
+            assert heard[on:off].any(), (a, b)
             assert not heard[off + int(0.15 * SR):start + int(after * SR)].any()  # and silent after its end
     finally:
         probe.close()
