@@ -32,6 +32,7 @@ from vqsynth.control.timbre_track import Brightness
 
 FOLLOW_CHANNEL = 15  # part 16: the follow part's own (MIDI keeps channels 1-15, drums 10)
 MODES = ("follow", "gate")
+UNVOICED = ("hold", "release")  # what an unvoiced frame inside a note does
 NOTE_IDS = 1 << 40  # the follower's note ids: far from the engine's own serials
 
 
@@ -101,7 +102,7 @@ class Follower:
     def __init__(self, engine, send, settings: FollowSettings | None = None):
         self.engine, self.send = engine, send
         self.settings = settings or FollowSettings()
-        if self.settings.unvoiced not in ("hold", "release"):
+        if self.settings.unvoiced not in UNVOICED:
             raise ValueError(f"unvoiced must be 'hold' or 'release', not {self.settings.unvoiced!r}")
         if self.settings.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.settings.mode!r}")
@@ -110,7 +111,6 @@ class Follower:
         self.context = max(int(self.settings.token_context_s * self.sr), self.window, self.settings.token_every * self.hop)
         self.history = np.zeros(self.context, np.float32)  # the last `context` samples of input
         self.pending = np.zeros(0, np.float32)  # input not yet a whole frame
-        self.samples = 0  # input samples analysed
         self.levels: list[float] = []  # the last few frames' levels (re-attack)
         self.note = None  # (note id, base pitch, tokens list, tokens on) of the sounding note
         self.quiet = 0  # frames under the gate since the note's last loud one
@@ -142,7 +142,6 @@ class Follower:
                 break
             chunk = x[k:k + step]
             self.history = np.concatenate([self.history[step:], chunk])
-            self.samples += step
             self._step(chunk, t_first + (k + step) / self.sr)
             k += step
         self.pending = x[k:].copy()

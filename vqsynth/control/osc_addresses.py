@@ -12,6 +12,7 @@ import math
 import re
 from typing import Callable, NamedTuple
 
+from vqsynth.control.follow import MODES, UNVOICED
 from vqsynth.control.lograte import kind_key
 
 TAGS = {"number": "i\\|f", "int": "i\\|f", "string": "s", "int|string": "i\\|f\\|s"}
@@ -201,35 +202,22 @@ def _follow_gate(req, open_db, close_db=None):
     req.done()
 
 
-def _follow_unvoiced(req, mode):
-    if mode not in ("hold", "release"):
-        raise ValueError(f"unvoiced '{mode}': hold or release")
-    _follower(req).settings.unvoiced = mode
-    req.done()
+def _follow_flag(name):
+    """The handler that turns one of the follower's on/off settings on (1) or off (0)."""
+    def handler(req, on):
+        setattr(_follower(req).settings, name, bool(on))
+        req.done()
+    return handler
 
 
-def _follow_level(req, on):
-    _follower(req).settings.level = bool(on)
-    req.done()
-
-
-def _follow_tokens(req, on):
-    _follower(req).settings.tokens = bool(on)
-    req.done()
-
-
-def _follow_mode(req, mode):
-    from vqsynth.control.follow import MODES
-
-    if mode not in MODES:
-        raise ValueError(f"mode '{mode}': {' or '.join(MODES)}")
-    _follower(req).settings.mode = mode
-    req.done()
-
-
-def _follow_timbre(req, on):
-    _follower(req).settings.timbre = bool(on)
-    req.done()
+def _follow_choice(name, choices):
+    """The handler that sets one of the follower's named settings to one of `choices`."""
+    def handler(req, value):
+        if value not in choices:
+            raise ValueError(f"{name} '{value}': {' or '.join(choices)}")
+        setattr(_follower(req).settings, name, value)
+        req.done()
+    return handler
 
 
 def _follow_status(req):
@@ -400,7 +388,7 @@ ADDRESSES = [
     Address("/vqsynth/follow/on", (Arg("on", INT, range=(0, 1)),), _follow_on,
             "1: the audio input (`serve --follow-input jack`) plays its part; 0: it is not heard (a note it "
             "holds is released)", "/done /vqsynth/follow/on"),
-    Address("/vqsynth/follow/mode", (Arg("mode", "string"),), _follow_mode,
+    Address("/vqsynth/follow/mode", (Arg("mode", "string"),), _follow_choice("mode", MODES),
             "follow: the input plays notes (its onsets, pitch, level and envelope); gate: the part's keys "
             "(MIDI on its channel) play them and the input's level shapes them (a held key sounds while the "
             "input does)", "/done /vqsynth/follow/mode"),
@@ -408,16 +396,16 @@ ADDRESSES = [
                                      Arg("close_db", NUMBER, optional=True, range=(-100, 0))), _follow_gate,
             "the input level (dBFS, RMS over 10 ms) that opens a note, and that closes it after 50 ms under "
             "(default 10 dB below; never above the first)", "/done /vqsynth/follow/gate"),
-    Address("/vqsynth/follow/unvoiced", (Arg("mode", "string"),), _follow_unvoiced,
+    Address("/vqsynth/follow/unvoiced", (Arg("mode", "string"),), _follow_choice("unvoiced", UNVOICED),
             "where the input has no pitch inside a note: hold (the last pitch) or release (end the note if it "
             "is also quiet)", "/done /vqsynth/follow/unvoiced"),
-    Address("/vqsynth/follow/level", (Arg("on", INT, range=(0, 1)),), _follow_level,
+    Address("/vqsynth/follow/level", (Arg("on", INT, range=(0, 1)),), _follow_flag("level"),
             "1: the part's expression follows the input's level; 0: notes play at their velocity",
             "/done /vqsynth/follow/level"),
-    Address("/vqsynth/follow/tokens", (Arg("on", INT, range=(0, 1)),), _follow_tokens,
+    Address("/vqsynth/follow/tokens", (Arg("on", INT, range=(0, 1)),), _follow_flag("tokens"),
             "1: each note's envelope from the encoder on the input, frame by frame; 0: the prior's (from the "
             "next note)", "/done /vqsynth/follow/tokens"),
-    Address("/vqsynth/follow/timbre", (Arg("on", INT, range=(0, 1)),), _follow_timbre,
+    Address("/vqsynth/follow/timbre", (Arg("on", INT, range=(0, 1)),), _follow_flag("timbre"),
             "1: the part's brightness follows the input's (Audio Commons brightness of its last 46 ms); 0: it "
             "stays where the part's controls put it", "/done /vqsynth/follow/timbre"),
     Address("/vqsynth/follow/status", (), _follow_status, "ask for the follow part's state",

@@ -66,37 +66,15 @@ class InputRing:
             self.thread = None
 
 
-def find_input_device(sd, device):
-    """A PortAudio input device index from an index or a case-insensitive name fragment (None:
-    the default input)."""
-    devices = sd.query_devices()
-    inputs = [i for i, d in enumerate(devices) if d["max_input_channels"] > 0]
-    have = ", ".join(f"{i}: {devices[i]['name']}" for i in inputs) or "none"
-    if device is None or device == "":
-        if sd.default.device[0] is not None and sd.default.device[0] >= 0:
-            return None
-        if not inputs:
-            raise AudioError("no audio input device found (no sound card, no JACK/PulseAudio server)")
-        return inputs[0]
-    if isinstance(device, int) or str(device).isdigit():
-        if int(device) not in inputs:
-            raise AudioError(f"input device {device} is not an input (have: {have})")
-        return int(device)
-    matches = [i for i in inputs if str(device).lower() in devices[i]["name"].lower()]
-    if not matches:
-        raise AudioError(f"no input device matches '{device}' (have: {have}); see `vqsynth devices`")
-    return matches[0]
-
-
 class PortAudioInput:
     """An input device through PortAudio (sounddevice), beside whatever plays the output: its
     blocks are stamped with the time they arrive (PortAudio's own times are on another clock)."""
 
     def __init__(self, engine, follower, device=None):
-        from vqsynth.engine.backends import import_sounddevice
+        from vqsynth.engine.backends import find_device, import_sounddevice
 
         sd = import_sounddevice()
-        index = find_input_device(sd, device)
+        index = find_device(sd, device, "input")
         self.ring = InputRing(follower, engine.sample_rate)
         self.sr = engine.sample_rate
         try:

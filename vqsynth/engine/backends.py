@@ -153,25 +153,28 @@ def import_sounddevice():
     return sd
 
 
-def find_output_device(sd, device):
-    """A device index from an index or a case-insensitive name fragment (None: the default)."""
-    if device is None or device == "":
-        if sd.default.device[1] is not None and sd.default.device[1] >= 0:
-            return None  # PortAudio's default output
-        outputs = [i for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
-        if not outputs:
-            raise AudioError("no audio output device found (no sound card, no JACK/PulseAudio server); "
-                             "start one, or run with --audio null")
-        return outputs[0]  # no default set (e.g. only JACK is up): the first output there is
-    if isinstance(device, int) or str(device).isdigit():
-        return int(device)
+def find_device(sd, device, kind="output"):
+    """A PortAudio device index for `kind` ("output" or "input") from an index or a
+    case-insensitive name fragment (None: the default, or the first there is if none is set)."""
+    hint = "; see `vqsynth devices`" + (", or run with --audio null" if kind == "output" else "")
     devices = sd.query_devices()
-    matches = [i for i, d in enumerate(devices)
-               if str(device).lower() in d["name"].lower() and d["max_output_channels"] > 0]
+    usable = [i for i, d in enumerate(devices) if d[f"max_{kind}_channels"] > 0]
+    have = ", ".join(f"{i}: {devices[i]['name']}" for i in usable) or "none"
+    if device is None or device == "":
+        default = sd.default.device[0 if kind == "input" else 1]
+        if default is not None and default >= 0:
+            return None  # PortAudio's default
+        if not usable:
+            raise AudioError(f"no audio {kind} device found (no sound card, no JACK/PulseAudio server)"
+                             + ("; start one, or run with --audio null" if kind == "output" else ""))
+        return usable[0]  # no default set (e.g. only JACK is up): the first there is
+    if isinstance(device, int) or str(device).isdigit():
+        if kind == "input" and int(device) not in usable:
+            raise AudioError(f"input device {device} is not an input (have: {have})")
+        return int(device)
+    matches = [i for i in usable if str(device).lower() in devices[i]["name"].lower()]
     if not matches:
-        names = ", ".join(f"{i}: {d['name']}" for i, d in enumerate(devices) if d["max_output_channels"] > 0)
-        raise AudioError(f"no output device matches '{device}' (have: {names or 'none'}); "
-                         "see `vqsynth devices`, or run with --audio null")
+        raise AudioError(f"no {kind} device matches '{device}' (have: {have}){hint}")
     return matches[0]
 
 
@@ -180,7 +183,7 @@ class SoundDeviceBackend(Backend):
         super().__init__(engine, channels, record)
         sd = import_sounddevice()
         self.sd = sd
-        index = find_output_device(sd, device)
+        index = find_device(sd, device, "output")
         try:
             info = sd.query_devices(index, "output")
         except Exception as exc:

@@ -242,19 +242,8 @@ class Engine:
                 self._release_slot(i, pos)
             slot, victim = s.choose_slot(self.polyphony)
             if victim is not None:  # it gives way at this note's first sample
-                at = pos - int(s.start[victim]) - self._lag(victim)  # in what it plays
-                if at < self.hop and s.read[victim] == 0:  # it would sound for less than a frame: not at all
-                    s.end[victim] = 0  # (in a storm of notes, rendering those starved the rest)
-                elif s.start[victim] <= self.samples_out and s.written[victim] < at + self.steal_fade and \
-                        s.written[victim] - s.read[victim] < self.lead - self.max_chunk * self.hop - self.block_size:
-                    # it is sounding and ran short of audio (the render thread is behind: a storm): it
-                    # fades over what it has instead of being rendered on to the new note (those
-                    # victims doubled the voices to render and starved the rest). A voice rendered
-                    # on time never has this little ahead, so offline renders never take this branch.
-                    s.fade_out(victim, self.steal_fade)
+                if self._give_way(victim, pos):
                     self.counters["steals_short"] += 1
-                else:
-                    s.cut(victim, at, self.steal_fade)
                 self.counters["steals"] += 1
             elif s.active[slot]:  # no slot free: this one gives way now
                 self.counters["steals"] += 1
@@ -356,11 +345,26 @@ class Engine:
             for i in np.flatnonzero(s.active):
                 n = s.notes[i]
                 if n is not None and n.note_id == note_id and s.end[i] < 0 and s.cut_at[i] < 0:
-                    at = pos - int(s.start[i]) - self._lag(i)  # in what it plays
-                    if at < self.hop and s.read[i] == 0:
-                        s.end[i] = 0  # it would sound for less than a frame: not at all
-                    else:
-                        s.cut(i, at, self.steal_fade)
+                    self._give_way(i, pos)
+
+    def _give_way(self, i, pos) -> bool:
+        """End voice i with a 3-ms fade from output sample `pos` in what it plays (a stolen note,
+        a cut one), under the lock. True: it was short of audio and faded over what it has."""
+        s = self.slots
+        at = pos - int(s.start[i]) - self._lag(i)  # in what it plays
+        if at < self.hop and s.read[i] == 0:  # it would sound for less than a frame: not at all
+            s.end[i] = 0  # (in a storm of notes, rendering those starved the rest)
+            return False
+        if s.start[i] <= self.samples_out and s.written[i] < at + self.steal_fade and \
+                s.written[i] - s.read[i] < self.lead - self.max_chunk * self.hop - self.block_size:
+            # it is sounding and ran short of audio (the render thread is behind: a storm): it
+            # fades over what it has instead of being rendered on to the new note (those
+            # victims doubled the voices to render and starved the rest). A voice rendered
+            # on time never has this little ahead, so offline renders never take this branch.
+            s.fade_out(i, self.steal_fade)
+            return True
+        s.cut(i, at, self.steal_fade)
+        return False
 
     def sustain(self, channel, on, t=None, at_sample=None):
         if not 0 <= int(channel) < 16:
