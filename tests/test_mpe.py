@@ -157,9 +157,11 @@ def test_an_mpe_controller_through_a_jack_midi_port_bends_and_shapes_each_note(j
     try:
         with MidiInput(controller, virtual="vqsynth", api="jack"):
             out.open_port(next(i for i, p in enumerate(out.get_ports()) if p.startswith("vqsynth:")))
-            # sent at once after connecting, the stream was not all seen in 1 run of 12 here (a connection
-            # still being made, or JACK under load: not pinned down)
-            time.sleep(0.3)
+            # the connection is made by jackd's thread after open_port returns: what is sent before it
+            # lands goes nowhere (a 0.3-s sleep still lost the stream once on a loaded CI machine). So a
+            # harmless CC (19 on channel 16, mapped to nothing) goes out until vqsynth has seen one.
+            assert wait_until(lambda: out.send_message([0xBF, 19, 0]) or controller.counters["messages"] > 0,
+                              timeout=10.0, step=0.1), "the JACK MIDI connection was never made"
             stream = [[0xB0, 101, 0], [0xB0, 100, 6], [0xB0, 6, 15]]  # MCM: lower zone, 15 members
             # two notes as an MPE controller plays them: per-note state first, then the note-on
             for ch, note, bend_lsb_msb, pressure, timbre in ((1, 60, (0x00, 0x20), 0, 100), (2, 64, (0, 0x40), 127, 20)):
@@ -168,7 +170,8 @@ def test_an_mpe_controller_through_a_jack_midi_port_bends_and_shapes_each_note(j
             stream += [[0xD1, 64], [0xE2, 0x00, 0x50]]  # pressure and a slide while both notes sound
             for message in stream:
                 out.send_message(message)
-            assert wait_until(lambda: engine.counters["notes"] == 2 and engine.bend[2] != 0.0, timeout=3.0)
+            assert wait_until(lambda: engine.counters["notes"] == 2 and engine.bend[2] != 0.0, timeout=5.0), \
+                (dict(controller.counters), dict(engine.counters))
             # channel 2: bend (0x20 << 7) - 8192 = -4096 of 8192 -> -24 semitones (the 48 of MPE members)
             assert engine.bend[1] == -24.0 and engine.bend[2] == pytest.approx(12.0 * 8192 / 8191)
             assert engine.bend[0] == 0.0 and controller.mpe_status() == {"lower": 15}
