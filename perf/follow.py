@@ -1,5 +1,5 @@
 """How well the follow part follows: FluidSynth phrases (violin, flute: vibrato and glides) and
-a sung one (espeak-ng, where installed) played into `vqsynth render --input-file`, measured with
+a sung and a spoken one (espeak-ng, where installed) played into `vqsynth render --input-file`, measured with
 librosa (pYIN for f0, RMS at 10 ms frames), not with the follower's own tracker.
 
     .venv/bin/python perf/follow.py [--model NAME] [--json OUT]
@@ -23,12 +23,47 @@ import numpy as np
 
 SR = 48000
 HOP = 480  # 10 ms
-PRESETS = {"violin": "violin", "flute": "flute", "sung": "choir-aahs"}  # the follow part's instrument
+PRESETS = {"violin": "violin", "flute": "flute", "sung": "choir-aahs", "spoken": "choir-aahs"}  # the follow part's instrument
 NOTES = [(67, 0.3, 0.9), (69, 1.0, 1.5), (71, 1.6, 2.4), (74, 2.7, 3.6), (72, 3.9, 4.6)]
 
 
+# a sung "la" line: (syllable, espeak-ng pitch 0-99 on the en+f3 voice, i.e. ~113-306 Hz, seconds)
+SUNG = [("laa", 20, 0.9), ("lii", 40, 0.6), ("laa", 60, 0.9), ("loo", 40, 0.6), ("maa", 80, 1.2),
+        ("laa", 60, 0.6), ("naa", 20, 1.0)]
+
+
+def sing(espeak: str, folder: Path) -> np.ndarray:
+    """A sung phrase at SR from espeak-ng, which only speaks: each syllable is said on one held pitch
+    (SSML range 0%, slow rate), trimmed to its sound and cut to its length, then given a singer's
+    vibrato (5.5 Hz, +-30 cents, after 200 ms) by a time-varying resampling, and joined with 30 ms
+    between syllables (the consonant of the next one)."""
+    import soundfile as sf
+    import soxr
+
+    out = []
+    for k, (syllable, pitch, seconds) in enumerate(SUNG):
+        wav = folder / f"syllable{k}.wav"
+        ssml = f'<speak><prosody range="0%" rate="25%">{syllable}</prosody></speak>'
+        subprocess.run([espeak, "-v", "en+f3", "-p", str(pitch), "-m", "-w", str(wav), ssml], check=True,
+                       capture_output=True)
+        y, sr = sf.read(wav, dtype="float64")
+        y = soxr.resample(y, sr, SR)
+        loud = np.flatnonzero(np.abs(y) > 0.01 * np.abs(y).max())
+        y = y[loud[0]:loud[-1]][:int(seconds * SR)]
+        t = np.arange(y.size) / SR
+        depth = 30 / 1200 * np.clip((t - 0.2) / 0.2, 0, 1)  # vibrato grows in over 200 ms
+        rate = 2 ** (depth * np.sin(2 * np.pi * 5.5 * t))
+        read = np.cumsum(rate) - rate[0]
+        y = np.interp(read[read < y.size - 1], np.arange(y.size), y)
+        fade = np.minimum(1, np.minimum(np.arange(y.size), np.arange(y.size)[::-1]) / (0.01 * SR))
+        out += [y * fade, np.zeros(int(0.03 * SR))]
+    y = np.concatenate([np.zeros(int(0.2 * SR))] + out + [np.zeros(int(0.3 * SR))])
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
 def phrases(folder: Path) -> dict[str, Path]:
-    """The input phrases, written to `folder`: FluidSynth violin and flute, espeak-ng singing."""
+    """The input phrases, written to `folder`: FluidSynth violin and flute; where espeak-ng is
+    installed, a sung line and (harder: speech glides 3 semitones in 100 ms) a spoken one."""
     import soundfile as sf
 
     from vqsynth.data.cli import DEFAULT_SOUNDFONT
@@ -41,11 +76,12 @@ def phrases(folder: Path) -> dict[str, Path]:
             sf.write(out[name], r.phrase(program, NOTES, 5.0), SR)
     espeak = shutil.which("espeak-ng")
     if espeak:
-        wav = folder / "sung.wav"
+        out["sung"] = folder / "sung.wav"
+        sf.write(out["sung"], sing(espeak, folder), SR)
+        out["spoken"] = folder / "spoken.wav"
         # espeak-ng speaking slowly, vowels drawn out: a voice with its own pitch contour
-        subprocess.run([espeak, "-w", str(wav), "-p", "40", "-s", "90", "laaa laa laaaa, la li lo"], check=True,
-                       capture_output=True)
-        out["sung"] = wav
+        subprocess.run([espeak, "-w", str(out["spoken"]), "-p", "40", "-s", "90", "laaa laa laaaa, la li lo"],
+                       check=True, capture_output=True)
     return out
 
 

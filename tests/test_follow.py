@@ -71,6 +71,19 @@ def test_yin_says_unvoiced_for_noise_and_silence():
     assert yin(noise, SR)[0] == 0.0
 
 
+def test_yin_takes_the_period_not_a_formant_ripple_in_its_dip():
+    """A voice's formant (here harmonics around the 30th) ripples the period's dip: the first
+    lag under the threshold was 10 short of the period (173.6 Hz for 162; a sung syllable's first
+    90 ms were a semitone sharp). The deepest lag just after it is the period."""
+    sr, f0 = 48000, 162.0
+    t = np.arange(window_size(sr, 60.0)) / sr
+    for formant in (2.0, 8.0):
+        x = sum((1 / k + formant * np.exp(-((k - 30) / 1.5) ** 2)) * np.sin(2 * np.pi * k * f0 * t + 0.3 * k)
+                for k in range(1, 40))
+        f, aperiodicity = yin(x, sr, voicing=0.25)
+        assert f == pytest.approx(f0, rel=0.005) and aperiodicity < 0.05
+
+
 def test_the_follow_part_plays_the_phrase_at_its_pitch_and_level(phrases, tmp_path):
     """Through `vqsynth render --input-file` with the shipped model: the output's pitch is the
     input's (pYIN on both), its level follows the input's."""
