@@ -51,6 +51,32 @@ def test_control_training_fits_the_targets_and_exports_a_model_folder(corpus44, 
     assert len(prior["onset"]) == 3
 
 
+def test_a_run_started_from_another_can_narrow_each_programs_z(corpus44, tmp_path):
+    """--init-logvar: 2.0's programs' z had spread to sigma 0.68 (G ignored z); a run started
+    from its checkpoint with a small log-variance gets each program's z near its mean."""
+    import torch
+
+    from vqsynth.train import control as C
+    from vqsynth.train.export import make_test_model
+
+    torch.set_num_threads(1)
+    notes = C.ControlNotes(corpus44)
+    encoder = make_test_model(tmp_path / "enc", sample_rate=16000, hop=160, channels=16)
+    encoded = C.encode_tokens(notes, encoder / "encoder.onnx", 16000, tmp_path / "tokens.npz")
+    soft = C.family_labels(notes)
+    small = dict(batch=2, log_every=1, channels=32, n_layers=2)
+    C.train_control(notes, encoded, soft, tmp_path / "first", steps=2, **small)
+    first = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=False)["instruments"]
+    C.train_control(notes, encoded, soft, tmp_path / "second", steps=2, lr=1e-6, kl_weight=1e-4,
+                    init_from=tmp_path / "first", init_logvar=-6.0, **small)
+    second = torch.load(tmp_path / "second" / "checkpoint.pt", weights_only=False)["instruments"]
+    assert torch.allclose(second["logvar"], torch.full_like(second["logvar"], -6.0), atol=1e-3)
+    assert torch.allclose(second["mu"], first["mu"], atol=1e-3)  # the programs' means carried over
+    events = [json.loads(x) for x in open(tmp_path / "second" / "log.jsonl") if '"event"' in x]
+    assert {"event": "initialised", "from": str(tmp_path / "first"), "init_logvar": -6.0} in events
+    assert any(e.get("kl_weight") == 1e-4 for e in events)
+
+
 def test_a_corpus_without_targets_is_refused_with_what_to_do(corpus44, tmp_path):
     import shutil
 

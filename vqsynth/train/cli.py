@@ -61,6 +61,9 @@ def add_arguments(parser):
     parser.add_argument("--z-dropout", type=float, default=0.3,
                         help="control stage: share of notes trained with z = 0, so attributes and family labels "
                              "steer on their own [0.3]")
+    parser.add_argument("--init-logvar", type=float, default=None,
+                        help="control stage, with --init-from: set every program's z log-variance to this "
+                             "(e.g. -6: z near its program's mean, so G can learn to use it) [kept]")
     parser.add_argument("--onset-weight", type=float, default=1.0,
                         help="control stage: weight of a note's first 16 frames (160 ms) in the loss, "
                              "against 1 for the rest [1]")
@@ -132,7 +135,7 @@ def _control(args):
     if args.stage == "control":
         C.train_control(notes, encoded, soft, run_dir, steps=args.generator_steps, batch=args.batch,
                         max_minutes=args.generator_minutes, lr=args.lr, z_dropout=args.z_dropout,
-                        onset_weight=args.onset_weight,
+                        onset_weight=args.onset_weight, kl_weight=args.kl_weight, init_logvar=args.init_logvar,
                         init_from=args.init_from and Path(args.runs) / args.init_from)
         return 0
     out = Path(args.out) if args.out else Path("models") / args.name

@@ -132,8 +132,11 @@ def control_loss(frames, target, f0, n_harmonics, band_limit_hz, onset_weight=1.
 
 def train_control(notes: ControlNotes, encoded: dict, soft: np.ndarray, run_dir, steps=100000, batch=16,
                   max_minutes=None, lr=1e-3, kl_weight=0.01, channels=128, n_layers=6, log_every=20, seed=0,
-                  init_from=None, z_dropout=0.3, onset_weight=1.0):
-    """Train G (with an instrument table) on the analysis targets; resumable from run_dir."""
+                  init_from=None, z_dropout=0.3, onset_weight=1.0, init_logvar=None):
+    """Train G (with an instrument table) on the analysis targets; resumable from run_dir.
+    `init_logvar`: with `init_from`, every program's z log-variance set to it. 2.0's KL term
+    (weight 0.01, summed over 32 dims) had spread each program's z to sigma 0.68 against 0.28
+    between programs' means, so G learned to ignore z (a note with z = 0 sounded the same)."""
     from vqsynth.train.gan import InstrumentTable
     from vqsynth.train.generator import Generator, GeneratorConfig
     from vqsynth.train.run import Run
@@ -152,11 +155,14 @@ def train_control(notes: ControlNotes, encoded: dict, soft: np.ndarray, run_dir,
         state = torch.load(Path(init_from) / "checkpoint.pt", map_location="cpu", weights_only=False)
         G.load_state_dict(state["G"])
         table.load_state_dict(state["instruments"])
-        run.log_line({"event": "initialised", "from": str(init_from)})
+        if init_logvar is not None:
+            with torch.no_grad():
+                table.logvar.fill_(float(init_logvar))
+        run.log_line({"event": "initialised", "from": str(init_from), "init_logvar": init_logvar})
     (Path(run_dir) / "config.json").write_text(json.dumps({"generator": cfg.to_dict(), "targets": notes.cfg,
                                                            "sample_rate": notes.sample_rate}, indent=1) + "\n")
     run.log_line({"event": "started", "step": run.step, "lr": lr, "batch": batch, "onset_weight": onset_weight,
-                  "z_dropout": z_dropout})
+                  "z_dropout": z_dropout, "kl_weight": kl_weight})
     tokens = encoded["tokens"].astype(np.int64)
     T = tokens.shape[1]
     rng = np.random.default_rng(seed + run.step)
