@@ -6,18 +6,15 @@ head itself, as the note they were read from."""
 import numpy as np
 import pytest
 
-from vqsynth.data.targets import analyse, frames_from_targets
-from vqsynth.model.dsp import VoiceSynth, midi_to_hz
+from vqsynth.data import targets
+from vqsynth.data.targets import analyse
+from vqsynth.model.dsp import midi_to_hz
 
 SR, HOP, H, NB = 44100, 441, 64, 64
 
 
 def resynthesise(x, f0):
-    harm, noise = analyse(x, SR, f0, HOP, H, NB, SR / 2)
-    frames = frames_from_targets(harm, noise)[None]
-    synth = VoiceSynth(1, H, NB, SR, HOP, SR / 2, seed=0)
-    synth.reset(np.array([0]), np.array([f0]))
-    return synth.render(np.array([0]), frames, np.full((1, frames.shape[1]), f0))[0]
+    return targets.resynthesise(x, SR, f0, HOP, H, NB, SR / 2)
 
 
 def log_spectrogram(x, n=2048):

@@ -107,3 +107,16 @@ def frames_from_targets(harm: np.ndarray, noise: np.ndarray) -> np.ndarray:
     amp = harm.sum(-1, keepdims=True)
     dist = np.where(amp > 0, harm / np.maximum(amp, 1e-12), 1.0 / harm.shape[-1])
     return np.concatenate([amp, dist, noise], axis=-1).astype(np.float32)
+
+
+def resynthesise(x: np.ndarray, sample_rate: int, f0_hz: float, hop: int, n_harmonics: int, n_noise: int,
+                 band_limit_hz: float) -> np.ndarray:
+    """A note played back from its own targets through the DSP head: what the generator would
+    play if it wrote the targets exactly (tests/test_targets.py; the ceiling `eval --sound` prints)."""
+    from vqsynth.model.dsp import VoiceSynth
+
+    harm, noise = analyse(x, sample_rate, f0_hz, hop, n_harmonics, n_noise, band_limit_hz)
+    frames = frames_from_targets(harm, noise)[None]
+    synth = VoiceSynth(1, n_harmonics, n_noise, sample_rate, hop, band_limit_hz, seed=0)
+    synth.reset(np.array([0]), np.array([f0_hz]))
+    return synth.render(np.array([0]), frames, np.full((1, frames.shape[1]), f0_hz))[0]

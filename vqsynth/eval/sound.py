@@ -45,15 +45,25 @@ class Real:
         return 0.5 * x / (np.abs(x).max() + 1e-12)
 
 
-def _model_note(model, preset, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0.3, seed=0):
+def _model_note(model, preset, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0.3, seed=0, zero_z=False):
     from vqsynth.eval.suite import render_note
 
     attrs = model.attr_defaults.copy()
     for name, value in model.preset_attrs(preset).items():
         attrs[model.attr_names.index(name)] = value
-    x = render_note(model, pitch, attrs, hold_s=hold_s, velocity=velocity, z=model.preset_z(preset),
+    z = model.preset_z(preset)
+    x = render_note(model, pitch, attrs, hold_s=hold_s, velocity=velocity, z=np.zeros_like(z) if zero_z else z,
                     tail_s=tail_s, seed=seed, sample_rate=RATE)
     return 0.5 * x / (np.abs(x).max() + 1e-12)
+
+
+def _resynthesised(real, program, pitch, hop, n_harmonics, n_noise, band_limit_hz):
+    from vqsynth.data.targets import resynthesise
+    from vqsynth.model.dsp import midi_to_hz
+
+    y = resynthesise(real.note(program, pitch).astype(np.float64), real.sr, float(midi_to_hz(pitch)), hop,
+                     n_harmonics, n_noise, min(band_limit_hz, real.sr / 2))
+    return 0.5 * y / (np.abs(y).max() + 1e-12)
 
 
 def _phrase_features(notes, sr):
@@ -75,14 +85,23 @@ def evaluate(model, presets=None, progress=print, controls_trials=10) -> dict:
     ceiling = np.stack([_phrase_features([real.note(p, q, velocity=70) for q in CEILING_PHRASE], sr)
                         for p in programs])
     held = {}
-    gen_feats = []
+    gen_feats, zero_feats = [], []
     for i, p in table:
-        notes = [_model_note(model, i, q) for q in PHRASE]
-        gen_feats.append(_phrase_features(notes, sr))
+        gen_feats.append(_phrase_features([_model_note(model, i, q) for q in PHRASE], sr))
+        # the same preset with z = 0: how much of its identity z carries (2.0: none)
+        zero_feats.append(_phrase_features([_model_note(model, i, q, zero_z=True) for q in PHRASE], sr))
         held[p["program"]] = _model_note(model, i, 60, hold_s=2.0)
+    # the real notes played back from their own analysis targets through the DSP head: what a
+    # generator that wrote the targets exactly would score (the representation's ceiling)
+    # (at this model's harmonics, noise bands and band limit, at the evaluation's rate)
+    shape = (int(round(sr * model.hop / model.sample_rate)), model.n_harmonics, model.n_noise, model.band_limit_hz)
+    targets = np.stack([_phrase_features([_resynthesised(real, p, q, *shape) for q in PHRASE], sr) for p in programs])
+    qp = [p["program"] for _, p in table]
     result = {"model": model.name, "version": model.meta.get("version"), "sample_rate": model.sample_rate}
     result["identity"] = {
-        "model": L.identity_scores(np.stack(gen_feats), [p["program"] for _, p in table], ref, ref_programs),
+        "model": L.identity_scores(np.stack(gen_feats), qp, ref, ref_programs),
+        "model_z0": L.identity_scores(np.stack(zero_feats), qp, ref, ref_programs),
+        "targets": L.identity_scores(targets, programs, ref, ref_programs),
         "real": L.identity_scores(ceiling, programs, ref, ref_programs),
         "chance_top5": 5 / 128, "chance_family": 8 / 128}
     progress("identity done")
@@ -267,6 +286,10 @@ def markdown(results: list) -> str:
     rows = [
         ("identity: right program in nearest 5", lambda r: f"{100 * r['identity']['model']['in_top']:.1f} %",
          lambda r: f"{100 * r['identity']['real']['in_top']:.1f} %"),
+        ("identity: right program in nearest 5, every preset's z = 0 (what z carries)",
+         lambda r: f"{100 * r['identity']['model_z0']['in_top']:.1f} %", lambda r: "—"),
+        ("identity: right program in nearest 5, real notes from their analysis targets (the DSP head's ceiling)",
+         lambda r: "—", lambda r: f"{100 * r['identity']['targets']['in_top']:.1f} %"),
         ("identity: nearest program in the right family", lambda r: f"{100 * r['identity']['model']['family']:.1f} %",
          lambda r: f"{100 * r['identity']['real']['family']:.1f} %"),
         ("identity: most presets on one nearest program", lambda r: str(r["identity"]["model"]["most_shared"]),
