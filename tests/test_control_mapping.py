@@ -47,6 +47,10 @@ BAD = [
     ('[midi.cc.7]\ntarget = "volume"\n', 1, "midi.cc.7", "part volume"),
     ('[osc."/vqsynth/x"]\ntarget = "volume"\n', 1, 'osc."/vqsynth/x"', "built-in"),
     ('[oscc."/a"]\ntarget = "volume"\n', 1, "oscc", "unknown key"),
+    ('[follow]\nunvoiced = "drop"\n', 2, "follow.unvoiced", "'drop' is not one of hold, release"),
+    ('[follow]\ntimbre = 1\n', 2, "follow.timbre", "1 is not one of true, false"),
+    ('# mine\n[follow]\ngate_db = -40\n', 3, "follow.gate_db", "unknown key"),
+    ('[follow]\ngate_on_db = -60\n', 2, "follow.gate_on_db", "gate_off_db -55 is above follow.gate_on_db (-60)"),
 ]
 
 
@@ -75,6 +79,16 @@ def test_unknown_target_is_refused_when_bound_to_the_model(tmp_path, test_model)
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(MappingError, match="nope.toml: cannot read"):
         load_mapping(tmp_path / "nope.toml")
+
+
+def test_the_follow_section_sets_only_what_it_names():
+    from vqsynth.control.follow import FollowSettings
+
+    mapping = parse_mapping('[follow]\nunvoiced = "release"\ntimbre = true\ngate_on_db = -40\n')
+    assert mapping.follow == {"unvoiced": "release", "timbre": True, "gate_on_db": -40.0}
+    settings = FollowSettings(**mapping.follow)
+    assert settings.unvoiced == "release" and settings.gate_off_db == FollowSettings().gate_off_db
+    assert parse_mapping("").follow == {}
 
 
 @pytest.mark.parametrize("policy,pitch,expected", [

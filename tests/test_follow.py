@@ -165,6 +165,25 @@ def test_a_bad_input_file_is_a_clear_error(tmp_path, capsys):
     assert "--follow-preset kazoo-9" in capsys.readouterr().err
 
 
+def test_the_mapping_files_follow_section_sets_the_follow_part(test_model_dir, tmp_path, capsys):
+    """`[follow]` in the mapping file: here a gate above the input's level (-23 dBFS), so the
+    input opens no note, where the default gate (-45) opens one."""
+    sf.write(tmp_path / "in.wav", _bursts([(0.2, 0.7)], [262.0], seconds=1.0), SR)
+    (tmp_path / "high.toml").write_text('[follow]\ngate_on_db = -10\ngate_off_db = -20\nunvoiced = "release"\n')
+    outs = {}
+    for name, extra in (("default", []), ("high", ["--mapping", str(tmp_path / "high.toml")])):
+        outs[name] = tmp_path / f"{name}.wav"
+        assert main(["render", "--model", str(test_model_dir), "--input-file", str(tmp_path / "in.wav"),
+                     "-o", str(outs[name]), "--sample-rate", str(SR), *extra]) == 0
+    printed = capsys.readouterr().out
+    assert "follow part (channel 16): 1 notes" in printed and "follow part (channel 16): 0 notes" in printed
+    assert np.any(sf.read(outs["default"])[0]) and not np.any(sf.read(outs["high"])[0])
+    (tmp_path / "bad.toml").write_text("[follow]\ngate_on_db = -50\ngate_off_db = -40\n")
+    assert main(["render", "--model", str(test_model_dir), "--input-file", str(tmp_path / "in.wav"),
+                 "-o", str(tmp_path / "x.wav"), "--mapping", str(tmp_path / "bad.toml")]) == 2
+    assert "bad.toml:3: follow.gate_off_db: gate_off_db -40 is above follow.gate_on_db (-50)" in capsys.readouterr().err
+
+
 @pytest.mark.rig
 @pytest.mark.parametrize("via", ["jack", "sounddevice"])
 def test_an_input_in_the_jack_rig_plays_the_follow_part(jack_server, test_model_dir, via):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+from vqsynth.control.follow import MODES, UNVOICED, FollowSettings
 from vqsynth.control.midi_spec import FIXED, LSB_OFFSET
 
 DEFAULT_MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "default.toml"
@@ -145,6 +146,27 @@ SETTINGS = [
             "`midi.bend_range`); RPN 0 on any member sets it for the zone"),
 ]
 
+_F = FollowSettings()
+SETTINGS += [  # the follow part (control/follow.py): what an audio input's part does, from the file
+    Setting("follow.mode", "choice", _F.mode, MODES,
+            "follow: the input plays the part's notes (onsets, pitch, level, envelope); gate: the part's keys "
+            "play them and the input's level shapes them"),
+    Setting("follow.gate_on_db", "number", _F.gate_on_db, (-120.0, 0.0),
+            "the input level (dBFS, RMS over 10 ms) that opens a note"),
+    Setting("follow.gate_off_db", "number", _F.gate_off_db, (-120.0, 0.0),
+            "the level a note's input must stay under for `follow.release_ms` to close it (at most gate_on_db)"),
+    Setting("follow.release_ms", "number", _F.release_ms, (10.0, 2000.0),
+            "how long the input stays under gate_off_db before its note ends"),
+    Setting("follow.unvoiced", "choice", _F.unvoiced, UNVOICED,
+            "where the input has no pitch inside a note: hold its last pitch, or release the note if it is "
+            "also under the gate"),
+    Setting("follow.level", "choice", _F.level, (True, False), "the part's expression follows the input's level"),
+    Setting("follow.tokens", "choice", _F.tokens, (True, False),
+            "each note's envelope from the model's encoder on the input, frame by frame (false: the prior's)"),
+    Setting("follow.timbre", "choice", _F.timbre, (True, False),
+            "the part's brightness follows the input's (Audio Commons brightness of its last 46 ms)"),
+]
+
 # the MPE dimensions a mapping may point elsewhere; their defaults when the file says nothing
 MPE_BINDINGS = {
     "pressure": {"target": "level", "range": [0.3, 1.0]},  # channel pressure: never silent before it arrives
@@ -223,6 +245,7 @@ class Mapping:
     mpe_bend_range: float = 48.0
     mpe: dict[str, Binding] = field(default_factory=dict)  # pressure, timbre
     drum_channel: int = 10  # 1..16, 0: none
+    follow: dict = field(default_factory=dict)  # FollowSettings fields the file sets (follow.*)
 
     def resolve(self, targets: dict[str, Target]) -> "Mapping":
         """Check every binding's target against the model's and fill in default ranges."""
@@ -286,14 +309,20 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
             raise MappingError(f"{source}:{m.group(1)}: {exc} in `{lines[int(m.group(1)) - 1].strip()}`") from None
         raise MappingError(f"{source}: {exc}") from None
     blank = Mapping(source, 2.0, "clamp", text=text)
-    _only(blank, (), data, {"midi", "osc", "mpe"})
-    sections = {name: _table(blank, (name,), data.get(name, {})) for name in ("midi", "mpe")}
-    for name, extra in (("midi", {"cc", "nrpn"}), ("mpe", set(MPE_BINDINGS))):
+    _only(blank, (), data, {"midi", "osc", "mpe", "follow"})
+    sections = {name: _table(blank, (name,), data.get(name, {})) for name in ("midi", "mpe", "follow")}
+    for name, extra in (("midi", {"cc", "nrpn"}), ("mpe", set(MPE_BINDINGS)), ("follow", set())):
         _only(blank, (name,), sections[name], {s.key.split(".")[1] for s in SETTINGS if s.key.startswith(name)} | extra)
     midi = sections["midi"]
     file_wide = {s.key: _check(blank, tuple(s.key.split(".")), s,
                                sections[s.key.split(".")[0]].get(s.key.split(".")[1], s.default))
                  for s in SETTINGS}
+    follow = {s.key.split(".")[1]: file_wide[s.key] for s in SETTINGS
+              if s.key.startswith("follow.") and s.key.split(".")[1] in sections["follow"]}
+    if file_wide["follow.gate_off_db"] > file_wide["follow.gate_on_db"]:
+        raise blank.error(("follow", "gate_off_db" if "gate_off_db" in follow else "gate_on_db"),
+                          f"gate_off_db {file_wide['follow.gate_off_db']:g} is above "
+                          f"follow.gate_on_db ({file_wide['follow.gate_on_db']:g}): a note would close as it opens")
     cc = {}
     for num, spec in _table(blank, ("midi", "cc"), midi.get("cc", {})).items():
         key = ("midi", "cc", num)
@@ -333,7 +362,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
     return Mapping(source, file_wide["midi.bend_range"], file_wide["midi.out_of_range"], cc, osc, text,
                    nrpn=nrpn, mpe_zone=file_wide["mpe.zone"], mpe_members=file_wide["mpe.members"],
                    mpe_bend_range=file_wide["mpe.bend_range"], mpe=mpe,
-                   drum_channel=int(file_wide["midi.drum_channel"]))
+                   drum_channel=int(file_wide["midi.drum_channel"]), follow=follow)
 
 
 def _binding(m: Mapping, key, spec, kind: str) -> Binding:
@@ -367,7 +396,8 @@ def _check(m: Mapping, key, s: Setting, value):
     if s.kind == "string" and not isinstance(value, str):
         raise m.error(key, f"expected a string, got {value!r}")
     if s.kind == "choice" and (type(value) not in {type(a) for a in s.allowed} or value not in s.allowed):
-        raise m.error(key, f"{value!r} is not one of {', '.join(map(str, s.allowed))}")
+        shown = _toml(value) if isinstance(value, bool) else repr(value)
+        raise m.error(key, f"{shown} is not one of {', '.join(map(_toml, s.allowed))}")
     return value
 
 
@@ -448,13 +478,18 @@ MPE_DOCS = {  # name: (default as the README shows it, what it does)
 }
 
 
+def _toml(v) -> str:
+    """A value as a TOML file writes it (true, not True)."""
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def _fmt(v) -> str:
-    return "—" if v is None else f"`{v!r}`"
+    return "—" if v is None else f"`{_toml(v) if isinstance(v, bool) else repr(v)}`"
 
 
 def _allowed(s: Setting) -> str:
     if s.kind == "choice":
-        return " \\| ".join(f"`{c}`" for c in s.allowed)
+        return " \\| ".join(f"`{_toml(c)}`" for c in s.allowed)
     if s.kind == "number":
         return f"{s.allowed[0]:g}..{s.allowed[1]:g}"
     return "[lo, hi]" if s.kind == "pair" else "name"

@@ -103,7 +103,8 @@ def run(args):
     # every note from the model with the attributes of its own time: the attack cache hides
     # latency live, and offline there is none (attribute sweeps would only rebuild it)
     engine.use_cache = False
-    controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
+    mapping = load_mapping_or_fail(args.mapping, engine.model)
+    controller = MidiController(engine, mapping)
     events, length = midi_events(midi, controller) if midi is not None else ([], 0.0)
     chunk = CHUNK
     if args.input_file:
@@ -119,7 +120,7 @@ def run(args):
                 raise UserError(f"--follow-preset {args.follow_preset}: {exc}") from None
         try:
             heard, heard_s, follower = follow_file_events(
-                engine, args.input_file, FollowSettings(channel=args.follow_channel - 1))
+                engine, args.input_file, FollowSettings(channel=args.follow_channel - 1, **mapping.follow))
         except ValueError as exc:
             raise UserError(str(exc)) from None
         events, length = events + heard, max(length, heard_s)

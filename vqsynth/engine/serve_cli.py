@@ -70,12 +70,13 @@ def run(args):
         allow_hosts = parse_hosts(args.allow_hosts)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    controller = MidiController(engine, load_mapping_or_fail(args.mapping, engine.model))
+    mapping = load_mapping_or_fail(args.mapping, engine.model)
+    controller = MidiController(engine, mapping)
     follower = audio_input = None
     if args.follow_input:
         from vqsynth.control.follow import FollowSettings, Follower, live_sender
 
-        follower = Follower(engine, None, FollowSettings(channel=args.follow_channel - 1))
+        follower = Follower(engine, None, FollowSettings(channel=args.follow_channel - 1, **mapping.follow))
         follower.send = live_sender(follower)
     if args.follow_input == "sounddevice":
         from vqsynth.engine.audio_input import PortAudioInput
