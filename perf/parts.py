@@ -55,9 +55,9 @@ def main():
     t0 = time.perf_counter()
     engine.build_attack_cache()
     one = time.perf_counter() - t0
-    size = cache_bytes(next(iter(engine.caches.values())))
+    size = cache_bytes(next(iter(engine.attacks.built.values())))
     print(f"{model.name} at {args.sample_rate} Hz: one attack cache {one:.2f} s to build, {size / 2**20:.1f} MiB "
-          f"({len(next(iter(engine.caches.values()))['entries'])} attacks)")
+          f"({len(next(iter(engine.attacks.built.values()))['entries'])} attacks)")
 
     def run(msgs):
         e = Engine(model, sample_rate=args.sample_rate, polyphony=32)
@@ -72,7 +72,7 @@ def main():
     took_many, audio, e = run(many)
     took_one, _, _ = run(single)
     seconds = audio.shape[0] / args.sample_rate
-    print(f"{args.parts} parts, {args.parts} programs: {len(e.caches)} caches, render {took_many:.1f} s for "
+    print(f"{args.parts} parts, {args.parts} programs: {len(e.attacks.built)} caches, render {took_many:.1f} s for "
           f"{seconds:.1f} s ({seconds / took_many:.2f}x real time); the same notes on one part: {took_one:.1f} s "
           f"({seconds / took_one:.2f}x); ratio {took_many / took_one:.2f}")
     left, right = np.sqrt(np.mean(audio[:, 0] ** 2)), np.sqrt(np.mean(audio[:, 1] ** 2))

@@ -215,7 +215,7 @@ def test_a_new_instrument_is_cached_while_a_knob_keeps_moving(test_model):
     try:
         e.set_z(7)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 0.3 or (time.monotonic() - t0 < 6.0 and e.parts[0].instrument not in e.caches):
+        while time.monotonic() - t0 < 0.3 or (time.monotonic() - t0 < 6.0 and e.parts[0].instrument not in e.attacks.built):
             e.set_attr("brightness", 0.5 + 0.1 * np.sin(8 * (time.monotonic() - t0)))  # 200 a second, no rest
             time.sleep(0.005)
         e.note_on(64, 100)

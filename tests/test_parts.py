@@ -51,7 +51,7 @@ def test_each_part_plays_its_own_program_level_and_pan_and_the_mix_is_their_sum(
     engine, mix = _render(test_model, msgs)
     programs = [i for _, i in _programs(test_model, 3)]
     assert [p.preset for p in engine.parts[:3]] == programs and engine.parts[3].preset == 0
-    assert len(engine.caches) == len({0, *programs})  # the parts' instruments, and preset 0 the others play
+    assert len(engine.attacks.built) == len({0, *programs})  # the parts' instruments, and preset 0 the others play
     alone = [_render(test_model, msgs, {ch})[1] for ch in range(3)]
     assert np.abs(mix).max() > 1e-3
     np.testing.assert_allclose(mix, sum(alone), atol=1e-5)  # no part changes another's sound

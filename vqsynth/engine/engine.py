@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from vqsynth.engine.attack_cache import AttackCache
 from vqsynth.engine.clock import SampleClock
 from vqsynth.engine.controls import AttrGlide, BendTrack
 from vqsynth.engine.drums import DrumPart
@@ -37,10 +38,8 @@ from vqsynth.model.dsp import VoiceSynth, midi_to_hz
 from vqsynth.model.folder import Model, seed_z
 
 MAX_SCHEDULED = 65536  # events waiting for their time (~350 bytes each: ~23 MB at most); more are refused
-CACHE_VELOCITIES = (40, 80, 115)  # one cached attack per velocity bucket of the prior
 DRUM_BUILD_REST = 3.0  # a kit builds at a quarter of a core: at half, JACK MIDI notes played in the
 # seconds after start were missed 2 runs in 5 (tests/test_server_rig.py), against 1 in 8 without drums
-STALE_ATTRS = 0.5  # a cache serves while no attribute has moved further than this since its build
 
 
 def realtime_priority(level: int = 1) -> bool:
@@ -120,10 +119,8 @@ class Engine:
         self.fixed_tokens: list[int] = []
         self.settings_version = 0
         # attack cache: one per instrument that a part plays (at most N_PARTS), keyed by Part.instrument
-        self.use_cache = attack_cache
-        self.attack_frames = attack_frames
+        self.attacks = AttackCache(model, sample_rate, self.hop, attack_frames, seed, enabled=attack_cache)
         self.max_tail_frames = 30  # frames a voice may ring on after its tokens went silent
-        self.caches: dict = {}
         self.z_version = 0  # bumps when any part's instrument changes (offline.render rebuilds then)
         self.z_changed_at = 0.0
         self.settings_changed_at = 0.0
@@ -266,7 +263,10 @@ class Engine:
             s.level[slot] = s.level_target[slot] = self.channel_level[channel] * part.gain
             s.pan[slot] = s.pan_target[slot] = pan_gains(part.pan)
             self.slot_z[slot] = part.z
-            cached = self._cached_attack(pitch, velocity, channel, note)
+            # a note with its own tokens (the follow part's) never takes the prior's cached attack;
+            # a bent one starts at the render thread's next step (~1 ms), from the cached frames
+            cached = None if note.fixed_tokens else self.attacks.lookup(
+                part.instrument, self.part_attrs(self.route[channel]), pitch, velocity)
             if cached is not None:
                 audio, frames, snap = cached
                 note.tokens = snap[2].fork((self.seed, *key))  # the cached attack's writer, reseeded
@@ -772,7 +772,7 @@ class Engine:
             "preset": self.preset, "model": self.model.name,
             "parts": [{"part": c + 1, "preset": -1 if p.preset is None else p.preset, "volume": p.volume,
                        "expression": p.expression, "pan": p.pan} for c, p in enumerate(self.parts)],
-            "cached_instruments": len(self.caches),
+            "cached_instruments": len(self.attacks.built),
             **({"drums": {"kit": self.drums.kit, "name": self.drums.model.kits[self.drums.kit].name,
                           "variation": self.drums.variation, "sounding": self.drums.sounding(),
                           "cached": len(self.drums.cache), **self.drums.counters}} if self.drums else {}),
@@ -833,12 +833,7 @@ class Engine:
         """Warm up (model, attack cache) before returning, then keep voices rendered ahead."""
         if self.running:
             return
-        if self.use_cache:
-            built = set()
-            while (key := self._cache_wanted()) is not None and key not in built:
-                for _ in self._cache_builder(key):
-                    pass
-                built.add(key)
+        self.build_attack_cache(drums=False)
         # the drum kit: its middle velocity layer now, the rest on the render thread (a whole kit
         # costs several seconds of a core: perf/README.md "Drums")
         self._drum_builder = self.drums.started_builder() if self.drums is not None else None
@@ -870,7 +865,7 @@ class Engine:
                 did = False
             if not did:
                 if builder is None and (key := self._cache_wanted(time.monotonic())) is not None:
-                    builder, rest = self._cache_builder(key), 1.0
+                    builder, rest = self.attacks.builder(key, self._instruments), 1.0
                 if builder is None and self.drums is not None and self.drums.wanted():
                     builder, rest = self.drums.builder(), DRUM_BUILD_REST
                 if builder is not None and time.perf_counter() >= build_resume:
@@ -1028,32 +1023,10 @@ class Engine:
             return note.fixed_tokens[min(k, len(note.fixed_tokens) - 1)]
         return note.tokens.next()
 
-    # ------------------------------------------------------------ attack cache
-    def _cached_attack(self, pitch, velocity, channel, note):
-        """(audio, frames, (gen_state, synth_snapshot, token_writer)) from the attack cache of the
-        note's part's instrument, or None.
-
-        A cache serves the instrument (z) it was built for, even while attributes move (by up
-        to STALE_ATTRS since its build): a performer sweeping a CC keeps hearing notes at once,
-        their first frames made with the attributes of the last rebuild (which follows within
-        50 ms of the sweep settling, or 2 s into it), the rest rendered live with the current
-        ones. Further than that (a storm of random values) notes start from the model, as without
-        a cache: serving them all cost the 10k OSC/s flood a third of its OSC throughput. A bent or fractional pitch takes the frames
-        of the nearest cached pitch, which the render thread puts through the DSP head at the
-        true fundamental frame by frame instead of running the model (not here, where the caller
-        may be the audio callback: 0.8 ms per note there starved the OSC thread of the GIL in a
-        MIDI storm). Such a note starts at the render thread's next step (~1 ms)."""
-        part = self.route[channel]
-        c = self.caches.get(self.parts[part].instrument)
-        if c is None or note.fixed_tokens:
-            return None
-        if np.abs(c["attrs"] - self.part_attrs(part)).max() > STALE_ATTRS:
-            return None  # too far from what it was built for (an OSC storm of random values)
-        return c["entries"].get((int(round(pitch)), self.model.prior.bucket(velocity)))
-
+    # ------------------------------------------------------------ attack cache (engine/attack_cache.py)
     def _instruments(self) -> dict:
         """Instrument key -> (z, attribute targets) of each instrument a part plays: at most one per
-        part, so 16 caches at most (a GM file uses a few; each costs one build, ~2 MB)."""
+        part, so 16 caches at most (a GM file uses a few)."""
         out = {}
         for p in sorted(set(self.route)):
             part = self.parts[p]
@@ -1061,72 +1034,12 @@ class Engine:
         return out
 
     def _cache_wanted(self, now: float | None = None):
-        """The key of the instrument whose cache to (re)build now, or None. A missing one 20 ms
-        after the instrument changed, even while attributes keep moving (a performer who changes
-        program with a hand on the mod wheel); a stale one once the settings rest for 50 ms, or
-        every 2 s while a sweep goes on, so the cache follows a CC that never stops. A rebuild
-        costs ~0.3 s of one core (88 pitches x 3 velocities) and is paced at half duty, so a storm
-        of changes cannot starve the OSC and MIDI threads of the GIL (the 10k OSC/s flood: 2,800
-        handled of 40,000 without both rules). Caches of instruments no part plays are dropped.
-        now=None: no waiting (offline, start-up)."""
-        if not self.use_cache:
-            return None
-        wanted = self._instruments()
-        for key in [k for k in self.caches if k not in wanted]:
-            del self.caches[key]
-        for key, (_, attrs) in wanted.items():
-            c = self.caches.get(key)
-            if c is None:
-                if now is None or now - self.z_changed_at > 0.02:
-                    return key
-            elif np.abs(c["attrs"] - attrs).max() > 1e-6:
-                if now is None or now - self.settings_changed_at > 0.05 or now - c["built_at"] > 2.0:
-                    return key
-        return None
+        return self.attacks.wanted(self._instruments(), now, self.z_changed_at, self.settings_changed_at)
 
     def build_attack_cache(self, drums: bool = True):
         """Build every missing or stale instrument's cache, and (drums=True) the drum kit's, now
         (start-up, offline renders, tests)."""
-        built = set()
-        while (key := self._cache_wanted()) is not None and key not in built:
-            for _ in self._cache_builder(key):
-                pass
-            built.add(key)
+        self.attacks.build_all(self._instruments)
         if drums and self.drums is not None and self.drums.wanted():
             for _ in self.drums.builder():
                 pass
-
-    def _cache_builder(self, key, chunk: int = 4):
-        """Build the cache in chunks (a generator), so the render thread can serve voices in between.
-
-        A chunk of 4 attacks takes ~4 ms here, well inside the voices' lead, so playing voices do
-        not run dry while the cache is rebuilt. A build is dropped only if no part plays its
-        instrument any more; attributes that moved meanwhile only mark it for the next rebuild."""
-        z, attr_target = self._instruments()[key]
-        z, attr_target = z.copy(), attr_target.copy()
-        lo, hi = self.model.pitch_range
-        pitches = list(range(lo, hi + 1))
-        keys = [(p, self.model.prior.bucket(v), v) for p in pitches for v in CACHE_VELOCITIES]
-        entries = {}
-        for c0 in range(0, len(keys), chunk):
-            part = keys[c0:c0 + chunk]
-            B, T = len(part), self.attack_frames
-            pitch = np.array([k[0] for k in part], dtype=np.float32)
-            writers = [self.model.prior.note(v, seed=(self.seed, p, v)) for p, _, v in part]
-            tokens = np.array([[w.next() for _ in range(T)] for w in writers], dtype=np.int64)
-            frames, state = self.model.generate(np.repeat(z[None], B, 0), pitch, np.repeat(attr_target[None], B, 0),
-                                                tokens, self.model.initial_state(B))
-            synth = VoiceSynth(B, self.model.n_harmonics, self.model.n_noise, self.sample_rate, self.hop,
-                               self.model.band_limit_hz, self.seed)
-            idx = np.arange(B)
-            f0 = midi_to_hz(pitch)
-            synth.reset(idx, f0)
-            audio = synth.render(idx, frames, np.repeat(f0[:, None], T, 1))
-            for k, (p, b, _) in enumerate(part):
-                if np.isfinite(audio[k]).all():  # a NaN attack is left out: that note renders (and is checked) live
-                    entries[(p, b)] = (audio[k], frames[k].copy(),
-                                       (state[k].copy(), synth.snapshot(np.array([k])), writers[k]))
-            if key not in self._instruments():
-                return  # no part plays this instrument any more
-            yield
-        self.caches[key] = {"entries": entries, "built_at": time.monotonic(), "attrs": attr_target}

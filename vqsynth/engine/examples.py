@@ -122,7 +122,7 @@ def render_examples(make_engine, out_dir, plots=True):
     written = []
     for name, make_events in jobs.items():
         e = make_engine()
-        e.use_cache = False  # offline: no latency to hide, and attribute sweeps would rebuild it often
+        e.attacks.enabled = False  # offline: no latency to hide, and attribute sweeps would rebuild it often
         events, seconds, *labels = make_events(e)
         audio = render(e, events, seconds, tail=1.0)
         path = out / f"{name}.wav"

@@ -39,7 +39,7 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1,
     k = 0
     engine.samples_out = 0
     engine.clock.tick(0, 0.0)
-    if engine.use_cache:
+    if engine.attacks.enabled:
         engine.build_attack_cache(drums=False)
     if engine.drums is not None:  # each hit made when first played, with the controls of its time
         engine.drums.on_demand = True
@@ -57,7 +57,7 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1,
             if engine.z_version != z_version:  # a new instrument: live rebuilds at once, and so do we
                 changed_at = -sr
             k += 1
-        if engine.use_cache and changed_at is not None and first - changed_at > 0.05 * sr:
+        if engine.attacks.enabled and changed_at is not None and first - changed_at > 0.05 * sr:
             engine.build_attack_cache(drums=False)
             changed_at = None
         engine.step(out[first:first + n], now=first / sr)

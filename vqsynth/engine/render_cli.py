@@ -102,7 +102,7 @@ def run(args):
     engine = build_engine(args)
     # every note from the model with the attributes of its own time: the attack cache hides
     # latency live, and offline there is none (attribute sweeps would only rebuild it)
-    engine.use_cache = False
+    engine.attacks.enabled = False
     mapping = load_mapping_or_fail(args.mapping, engine.model)
     controller = MidiController(engine, mapping)
     events, length = midi_events(midi, controller) if midi is not None else ([], 0.0)
