@@ -454,17 +454,27 @@ def test_a_bundled_sustain_off_releases_on_its_own_sample(test_model):
     """A sustain-off stamped for later (an OSC bundle) releases the held note at the sample it was
     stamped for. It used to be replayed with no time when due and land lead + 2 blocks early."""
     e, backend = _live(test_model)
+    released = []  # the output samples releases land at (a voice that ran dry under load releases
+    release = e._release_slot  # that much earlier in its own time: release_at = pos - its lag)
+    e._release_slot = lambda i, pos: (released.append(pos), release(i, pos))
     try:
-        e.sustain(0, True)
-        e.note_on(60, 100)
-        e.note_off(60)
-        later = time.monotonic() + 0.3
-        want = e.clock.position(later)
-        e.sustain(0, False, t=later)
-        time.sleep(0.5)
-        notes = [n for n in e.slots.notes if n is not None]
-        assert notes and notes[0].release_at is not None
-        assert abs(notes[0].release_at - want) <= 64, (notes[0].release_at, want)
+        for _ in range(3):  # the clock re-anchors when a block comes over 20 ms late (a loaded machine):
+            # then the time's sample moved between the test's reading and the engine's; try again
+            released.clear()
+            e.sustain(0, True)
+            e.note_on(60, 100)
+            e.note_off(60)
+            later = time.monotonic() + 0.3
+            want = e.clock.position(later)
+            e.sustain(0, False, t=later)
+            moved = abs(e.clock.position(later) - want) > 64
+            time.sleep(0.5)
+            if not moved:
+                break
+            e.all_sound_off()
+            time.sleep(0.1)
+        assert released, "the note was never released"
+        assert abs(released[-1] - want) <= 64, (released, want)
     finally:
         backend.stop()
         e.stop()
