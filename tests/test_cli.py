@@ -189,6 +189,36 @@ def test_state_is_saved_and_recalled(test_model, tmp_path):
         load(path, c)
 
 
+def test_the_state_file_keeps_the_follow_parts_settings(test_model, tmp_path):
+    """An installation driven by a singer comes back after a reboot with the follow part as it
+    was left (OSC moves it while it plays); a run without the input keeps what the file had."""
+    import json
+
+    from vqsynth.control.follow import FollowSettings, Follower
+    from vqsynth.engine.engine import Engine
+    from vqsynth.engine.state_file import load, save
+
+    a = Engine(test_model, sample_rate=16000)
+    a.set_preset(2)
+    fa = Follower(a, None, FollowSettings())
+    fa.settings.unvoiced, fa.settings.gate_on_db, fa.settings.timbre, fa.enabled = "release", -38.0, True, False
+    path = save(tmp_path / "state.json", a, fa)
+    b = Engine(test_model, sample_rate=16000)
+    fb = Follower(b, None, FollowSettings())
+    load(path, b, fb)
+    assert (fb.settings.unvoiced, fb.settings.gate_on_db, fb.settings.timbre, fb.enabled) == ("release", -38.0, True, False)
+    assert fb.settings.mode == "follow" and fb.settings.gate_off_db == -55.0
+    save(path, b)  # this run had no audio input: the file's follow part stays
+    assert json.loads(path.read_text())["follow"]["unvoiced"] == "release"
+    state = json.loads(path.read_text())
+    state["follow"]["mode"] = "karaoke"
+    path.write_text(json.dumps(state))
+    c = Engine(test_model, sample_rate=16000)
+    with pytest.raises(ValueError, match=r"cannot recall this state .*follow\.mode: 'karaoke' is not one of follow, gate"):
+        load(path, c, Follower(c, None, FollowSettings()))
+    assert c.preset == 0 and b.preset == 2  # checked before anything was recalled
+
+
 def test_the_example_settings_file_and_unit_name_real_settings():
     from pathlib import Path
 

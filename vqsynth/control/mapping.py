@@ -317,12 +317,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
     file_wide = {s.key: _check(blank, tuple(s.key.split(".")), s,
                                sections[s.key.split(".")[0]].get(s.key.split(".")[1], s.default))
                  for s in SETTINGS}
-    follow = {s.key.split(".")[1]: file_wide[s.key] for s in SETTINGS
-              if s.key.startswith("follow.") and s.key.split(".")[1] in sections["follow"]}
-    if file_wide["follow.gate_off_db"] > file_wide["follow.gate_on_db"]:
-        raise blank.error(("follow", "gate_off_db" if "gate_off_db" in follow else "gate_on_db"),
-                          f"gate_off_db {file_wide['follow.gate_off_db']:g} is above "
-                          f"follow.gate_on_db ({file_wide['follow.gate_on_db']:g}): a note would close as it opens")
+    follow = follow_values(blank, sections["follow"])
     cc = {}
     for num, spec in _table(blank, ("midi", "cc"), midi.get("cc", {})).items():
         key = ("midi", "cc", num)
@@ -363,6 +358,20 @@ def parse_mapping(text: str, source: str = "<mapping>") -> Mapping:
                    nrpn=nrpn, mpe_zone=file_wide["mpe.zone"], mpe_members=file_wide["mpe.members"],
                    mpe_bend_range=file_wide["mpe.bend_range"], mpe=mpe,
                    drum_channel=int(file_wide["midi.drum_channel"]), follow=follow)
+
+
+def follow_values(m: Mapping, table: dict) -> dict:
+    """The follow-part settings `table` names (a mapping file's [follow], a state file's "follow"),
+    checked against SETTINGS; what it does not name is left out (the FollowSettings default)."""
+    table = _table(m, ("follow",), table)
+    names = {s.key.split(".")[1]: s for s in SETTINGS if s.key.startswith("follow.")}
+    _only(m, ("follow",), table, set(names))
+    values = {k: _check(m, ("follow", k), names[k], v) for k, v in table.items()}
+    on, off = (values.get(k, names[k].default) for k in ("gate_on_db", "gate_off_db"))
+    if off > on:
+        raise m.error(("follow", "gate_off_db" if "gate_off_db" in values else "gate_on_db"),
+                      f"gate_off_db {off:g} is above follow.gate_on_db ({on:g}): a note would close as it opens")
+    return values
 
 
 def _binding(m: Mapping, key, spec, kind: str) -> Binding:

@@ -295,7 +295,7 @@ def _state_save(req):
         raise ValueError(f"saving the state changes a file: this sender may not (serve --allow-writes is "
                          f"'{req.server.allow_writes}')")
     try:
-        save(_state_file(req), req.server.engine)
+        save(_state_file(req), req.server.engine, getattr(req.server, "follower", None))
     except OSError as exc:
         raise ValueError(f"cannot save the state: {exc.strerror or exc}") from None
     req.done()
@@ -304,7 +304,7 @@ def _state_save(req):
 def _state_load(req):
     from vqsynth.engine.state_file import load
 
-    load(_state_file(req), req.server.engine)
+    load(_state_file(req), req.server.engine, getattr(req.server, "follower", None))
     req.done()
 
 

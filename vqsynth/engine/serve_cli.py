@@ -58,14 +58,6 @@ def run(args):
         args.mapping = str(learned)  # what MIDI learn saved last time (to --learn-file, or the user's file)
         print(f"vqsynth: mapping {learned} (MIDI learn's; --mapping to choose another)", flush=True)
     engine = build_engine(args)
-    if args.state and Path(args.state).exists():
-        from vqsynth.engine.state_file import load
-
-        try:
-            state = load(args.state, engine)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        print(f"vqsynth: state {args.state} recalled (preset {state.get('preset_name') or 'custom z'})", flush=True)
     try:
         allow_hosts = parse_hosts(args.allow_hosts)
     except ValueError as exc:
@@ -78,6 +70,14 @@ def run(args):
 
         follower = Follower(engine, None, FollowSettings(channel=args.follow_channel - 1, **mapping.follow))
         follower.send = live_sender(follower)
+    if args.state and Path(args.state).exists():  # over the mapping's: the state is where it was left
+        from vqsynth.engine.state_file import load
+
+        try:
+            state = load(args.state, engine, follower)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        print(f"vqsynth: state {args.state} recalled (preset {state.get('preset_name') or 'custom z'})", flush=True)
     if args.follow_input == "sounddevice":
         from vqsynth.engine.audio_input import PortAudioInput
 
@@ -161,7 +161,7 @@ def run(args):
             from vqsynth.engine.state_file import save
 
             try:
-                save(args.state, engine)
+                save(args.state, engine, follower)
             except OSError as exc:
                 print(f"vqsynth: could not save the state to {args.state}: {exc}", flush=True)
         if dump is not None:
