@@ -7,7 +7,10 @@ Threads and what each may do (DESIGN.md real-time rules):
 - the render thread keeps every playing voice `lead` samples ahead of the audio callback:
   it runs the generator (batched over voices, carried state; one frame a call live, up to 16
   offline) and the DSP head, and rebuilds the attack cache when the settings change;
-- the audio callback (`process`) only mixes voice rings into the output, meters and counts.
+- the audio callback (`process`) only mixes voice rings into the output, meters and counts;
+- the follower thread (an audio input playing the follow part, engine/audio_input.py: the input
+  callback only copies into a ring) tracks pitch and runs the encoder, then calls the public
+  methods as a control thread does (DESIGN.md's thread list predates it; shared/ is read-only here).
 
 Every change has a sample position, and a voice's frame reads the controls at its own position
 (engine/controls.py); level, pan and volume ramps start at theirs; a stolen note ends at the new
