@@ -167,6 +167,8 @@ SETTINGS += [  # the follow part (control/follow.py): what an audio input's part
             "the part's brightness follows the input's (Audio Commons brightness of its last 46 ms)"),
 ]
 
+FOLLOW_KEYS = tuple(s.key.split(".")[1] for s in SETTINGS if s.key.startswith("follow."))  # FollowSettings fields
+
 # the MPE dimensions a mapping may point elsewhere; their defaults when the file says nothing
 MPE_BINDINGS = {
     "pressure": {"target": "level", "range": [0.3, 1.0]},  # channel pressure: never silent before it arrives
@@ -364,7 +366,7 @@ def follow_values(m: Mapping, table: dict) -> dict:
     """The follow-part settings `table` names (a mapping file's [follow], a state file's "follow"),
     checked against SETTINGS; what it does not name is left out (the FollowSettings default)."""
     table = _table(m, ("follow",), table)
-    names = {s.key.split(".")[1]: s for s in SETTINGS if s.key.startswith("follow.")}
+    names = {s.key.split(".")[1]: s for s in SETTINGS if s.key.split(".")[1] in FOLLOW_KEYS}
     _only(m, ("follow",), table, set(names))
     values = {k: _check(m, ("follow", k), names[k], v) for k, v in table.items()}
     on, off = (values.get(k, names[k].default) for k in ("gate_on_db", "gate_off_db"))

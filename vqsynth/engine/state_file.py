@@ -17,10 +17,9 @@ from pathlib import Path
 FORMAT = 1
 
 
-FOLLOW_KEYS = ("mode", "gate_on_db", "gate_off_db", "release_ms", "unvoiced", "level", "tokens", "timbre")
-
-
 def snapshot(engine, follower=None) -> dict:
+    from vqsynth.control.mapping import FOLLOW_KEYS
+
     s = engine.status()
     return {"format": FORMAT, "model": engine.model.name, "preset": s["preset"],
             "preset_name": engine.model.presets[s["preset"]] if s["preset"] is not None else None,

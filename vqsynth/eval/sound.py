@@ -27,6 +27,11 @@ RMS = 0.1
 RATE = 44100
 
 
+def _peak(x):
+    """Peak-normalised to half scale, as the corpus is."""
+    return 0.5 * x / (np.abs(x).max() + 1e-12)
+
+
 def _level(x):
     return x * (RMS / (np.sqrt(np.mean(x ** 2)) + 1e-12))
 
@@ -41,8 +46,7 @@ class Real:
         self.r = Renderer(SOUNDFONT, sample_rate)
 
     def note(self, program, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0.3):
-        x = self.r.note(0, program, pitch, velocity, hold_s + tail_s, hold_s)
-        return 0.5 * x / (np.abs(x).max() + 1e-12)
+        return _peak(self.r.note(0, program, pitch, velocity, hold_s + tail_s, hold_s))
 
 
 def _model_note(model, preset, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0.3, seed=0, zero_z=False):
@@ -54,16 +58,15 @@ def _model_note(model, preset, pitch, velocity=VELOCITY, hold_s=NOTE_S, tail_s=0
     z = model.preset_z(preset)
     x = render_note(model, pitch, attrs, hold_s=hold_s, velocity=velocity, z=np.zeros_like(z) if zero_z else z,
                     tail_s=tail_s, seed=seed, sample_rate=RATE)
-    return 0.5 * x / (np.abs(x).max() + 1e-12)
+    return _peak(x)
 
 
 def _resynthesised(real, program, pitch, hop, n_harmonics, n_noise, band_limit_hz):
     from vqsynth.data.targets import resynthesise
     from vqsynth.model.dsp import midi_to_hz
 
-    y = resynthesise(real.note(program, pitch).astype(np.float64), real.sr, float(midi_to_hz(pitch)), hop,
-                     n_harmonics, n_noise, min(band_limit_hz, real.sr / 2))
-    return 0.5 * y / (np.abs(y).max() + 1e-12)
+    return _peak(resynthesise(real.note(program, pitch).astype(np.float64), real.sr, float(midi_to_hz(pitch)),
+                              hop, n_harmonics, n_noise, min(band_limit_hz, real.sr / 2)))
 
 
 def _phrase_features(notes, sr):
