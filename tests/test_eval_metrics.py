@@ -64,3 +64,27 @@ def test_coherence_accuracies_and_click_detector():
     clicked[SR] += 0.9
     assert M.click_count(clicked, SR, onsets_s=[0.0]) >= 1
     assert M.level_stability_db(tone, SR, 0.2, 1.8) < 0.5
+
+
+def test_the_sound_evaluations_attribute_trials_play_the_models_own_instruments(test_model, monkeypatch):
+    """DrumGAN draws z from the prior the model was trained with; a 2.x model's z is its programs'
+    Gaussians, so every trial plays a preset's z, and N(0, I) is kept beside, labelled."""
+    import vqsynth.eval.suite as suite
+    from vqsynth.eval.sound import attribute_section
+
+    played, render = [], suite.render_note
+
+    def spy(model, pitch, attrs=None, z=None, **kw):
+        played.append(np.asarray(z, np.float32).copy())
+        return render(model, pitch, attrs, z=z, **kw)
+
+    monkeypatch.setattr(suite, "render_note", spy)
+    table = [(1, test_model.preset_table[1]), (2, test_model.preset_table[2])]
+    out = attribute_section(test_model, 1, table=table)
+    presets = [test_model.preset_z(i) for i, _ in table]
+    timbre = len(out["per_attribute"])
+    assert out["z"] == "presets" and timbre == 7 and "off_instruments" in out
+    mine, off = played[:3 * timbre], played[3 * timbre:]
+    assert all(any(np.array_equal(z, p) for p in presets) for z in mine)
+    assert not any(any(np.array_equal(z, p) for p in presets) for z in off)
+    assert len(off) == 3 * timbre

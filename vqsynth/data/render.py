@@ -21,6 +21,7 @@ from vqsynth.cli import UserError
 
 FADE_S = 0.01  # raised-cosine fade over the last 10 ms: a note still sounding is not cut off with a click
 DRUM_CHANNEL = 9
+FLUSH = 64 * 8  # samples rendered and dropped after all-sounds-off (see Renderer.note)
 
 
 def load_fluidsynth():
@@ -38,10 +39,13 @@ class Renderer:
     """One FluidSynth instance: reverb and chorus off, 7th-order interpolation, float output,
     all sound off between notes. note(...) -> mono float32 at `sample_rate`.
 
-    FluidSynth keeps some state per channel and key after a note (a repeated note can differ from
-    the first by up to 3 % of full scale), so a build opens a fresh Renderer for each unit of work
-    and renders it in a fixed order: the same notes give the same samples on any worker, in any
-    run. Samples load on demand (synth.dynamic-sample-loading), so opening one costs ~20 ms."""
+    Voices that all-sounds-off kills leave only at the next rendered block: without a flush, a note
+    right after one cut at full level began with that note's last samples (the evaluation's real
+    violin C4 measured a 1 ms attack instead of 130 ms), so note() renders FLUSH samples and drops
+    them. A repeated note still differs from the first by up to 0.2 % of full scale (FluidSynth's
+    per-key state), so a build opens a fresh Renderer for each unit of work and renders it in a
+    fixed order: the same notes give the same samples on any worker, in any run. Samples load on
+    demand (synth.dynamic-sample-loading), so opening one costs ~20 ms."""
 
     def __init__(self, soundfont: str, sample_rate: int, gain: float = 1.0):
         fluidsynth = load_fluidsynth()
@@ -104,6 +108,7 @@ class Renderer:
             self.synth.noteoff(chan, on[0])
         self.synth.all_sounds_off(chan)
         self.synth.pitch_bend(chan, 0)
+        self._render(FLUSH)
         x = np.concatenate(parts)
         if self.render_rate != self.sample_rate:
             import soxr
@@ -125,6 +130,7 @@ class Renderer:
         if total > on:
             parts.append(self._render(total - on))
         self.synth.all_sounds_off(chan)
+        self._render(FLUSH)  # the killed voices leave now, not in the next note's first block
         x = np.concatenate(parts)
         if self.render_rate != self.sample_rate:
             import soxr

@@ -59,8 +59,10 @@ def distribution_scores(judge, clips):
     return {"PIS": M.inception_score(p), "IIS": M.inception_score(f)}, e
 
 
-def coherence(model, name, trials, rng, pitch_range):
-    """DrumGAN Table 6.3 for one timbral attribute: E1/E2/E3 over `trials` random (z, pitch, rest)."""
+def coherence(model, name, trials, rng, pitch_range, draw_z=None):
+    """DrumGAN Table 6.3 for one timbral attribute: E1/E2/E3 over `trials` random (z, pitch, rest).
+    z comes from `draw_z(rng)` (the model's own instruments) or, by default, from N(0, I), the
+    prior of a model trained with z ~ N(0, I)."""
     from vqsynth.data.timbre import attributes as measure
 
     i = model.attr_names.index(name)
@@ -68,7 +70,7 @@ def coherence(model, name, trials, rng, pitch_range):
     for _ in range(trials):
         base = model.attr_defaults.copy()
         base[:7] = rng.uniform(0.2, 0.8, 7)
-        z = rng.standard_normal(model.z_size).astype(np.float32)
+        z = draw_z(rng) if draw_z else rng.standard_normal(model.z_size).astype(np.float32)
         pitch = int(rng.integers(max(pitch_range[0], 36), min(pitch_range[1], 84) + 1))
         for level in measured:
             a = base.copy()
