@@ -611,3 +611,21 @@ def test_the_same_events_give_the_same_audio_at_any_block_size_and_any_chunking(
     for block, chunk in ((128, 16), (64, 1), (256, 16), (1024, 16), (1024, 1)):
         _, got = once(block, chunk)
         np.testing.assert_allclose(got, reference, atol=2e-5, err_msg=f"block {block}, chunk {chunk}")
+
+
+def test_an_offline_render_rebuilds_the_attack_cache_by_the_live_policy_on_its_own_clock(test_model):
+    """One policy (attack_cache.py) for live and offline: a new instrument's cache 20 ms after
+    the change, a stale one once the settings rest 50 ms, on the events' own times: a note 10 ms
+    after a preset change starts from the model, one 30 ms after it from the new cache."""
+    e = _engine(test_model)
+    ev = [(0.3, lambda t: e.set_preset(1, t=t)), (0.31, lambda t: e.note_on(60, 100, t=t)),
+          (0.33, lambda t: e.note_on(64, 100, t=t)),
+          (0.6, lambda t: e.set_attr("brightness", 0.9, t=t)), (0.62, lambda t: e.note_on(67, 100, t=t)),
+          (0.7, lambda t: e.note_on(72, 100, t=t))]
+    render(e, ev, 1.0, tail=0.0)
+    (key, cache), = e.attacks.built.items()
+    assert key == ("preset", 1)
+    assert cache["built_at"] == pytest.approx(0.7)  # rebuilt for the note at 0.7, not before 0.65
+    assert cache["attrs"][test_model.attr_names.index("brightness")] == pytest.approx(0.9, abs=1e-6)
+    # 0.31: no cache yet for preset 1; 0.33 and 0.62 (stale by less than STALE_ATTRS): cached
+    assert e.counters["uncached_notes"] == 1 and e.counters["cache_hits"] == 3

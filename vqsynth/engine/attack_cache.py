@@ -23,9 +23,11 @@ STALE_ATTRS = 0.5  # a cache serves while no attribute has moved further than th
 
 
 class AttackCache:
-    def __init__(self, model, sample_rate: int, hop: int, frames: int, seed, enabled: bool = True):
+    def __init__(self, model, sample_rate: int, hop: int, frames: int, seed, enabled: bool = True,
+                 clock=time.monotonic):
         self.model, self.sample_rate, self.hop, self.frames, self.seed = model, sample_rate, hop, frames, seed
         self.enabled = enabled
+        self.clock = clock  # seconds, the time the policy reads (the engine's: offline, the render's)
         self.built: dict = {}  # instrument key -> {"entries", "built_at", "attrs"}
 
     def lookup(self, instrument, attrs: np.ndarray, pitch: float, velocity: int):
@@ -55,8 +57,8 @@ class AttackCache:
         every 2 s while a sweep goes on, so the cache follows a CC that never stops. A rebuild
         is paced at half duty by the render thread, so a storm of changes cannot starve the OSC
         and MIDI threads of the GIL (the 10k OSC/s flood: 2,800 handled of 40,000 without both
-        rules). Caches of instruments no part plays are dropped. now=None: no waiting (offline,
-        start-up)."""
+        rules). Caches of instruments no part plays are dropped. now=None: no waiting (start-up,
+        tests)."""
         if not self.enabled:
             return None
         for key in [k for k in self.built if k not in instruments]:
@@ -71,11 +73,13 @@ class AttackCache:
                     return key
         return None
 
-    def build_all(self, instruments):
-        """Build every missing or stale cache now (start-up, offline, tests); `instruments()`
-        gives what the parts play."""
+    def build_all(self, instruments, now=None, instrument_changed_at=0.0, settings_changed_at=0.0):
+        """Build, to the end, every cache `wanted` asks for at `now` (offline renders, which
+        have no render thread to build on; None: every missing or stale one: start-up, tests);
+        `instruments()` gives what the parts play."""
         done = set()
-        while (key := self.wanted(instruments())) is not None and key not in done:
+        while ((key := self.wanted(instruments(), now, instrument_changed_at, settings_changed_at)) is not None
+               and key not in done):
             for _ in self.builder(key, instruments):
                 pass
             done.add(key)
@@ -111,4 +115,4 @@ class AttackCache:
             if key not in instruments():
                 return  # no part plays this instrument any more
             yield
-        self.built[key] = {"entries": entries, "built_at": time.monotonic(), "attrs": attrs}
+        self.built[key] = {"entries": entries, "built_at": self.clock(), "attrs": attrs}

@@ -120,11 +120,13 @@ class Engine:
         self.volume_step = 1.0 / (0.02 * sample_rate)  # per sample: 20 ms for a full-scale move
         self.volume_at = 0  # output sample where a move of the volume starts
         self.fixed_tokens: list[int] = []
-        self.settings_version = 0
+        # the attack cache's policy clock (seconds): wall time live; offline.render sets it to the
+        # render's own time, so the one policy (attack_cache.py) decides there too
+        self.now = time.monotonic
         # attack cache: one per instrument that a part plays (at most N_PARTS), keyed by Part.instrument
-        self.attacks = AttackCache(model, sample_rate, self.hop, attack_frames, seed, enabled=attack_cache)
+        self.attacks = AttackCache(model, sample_rate, self.hop, attack_frames, seed, enabled=attack_cache,
+                                   clock=lambda: self.now())
         self.max_tail_frames = 30  # frames a voice may ring on after its tokens went silent
-        self.z_version = 0  # bumps when any part's instrument changes (offline.render rebuilds then)
         self.z_changed_at = 0.0
         self.settings_changed_at = 0.0
         # counters and meters
@@ -645,8 +647,7 @@ class Engine:
         for c in parts:
             part = self.parts[c]
             part.preset, part.z, part.instrument = preset, z.copy(), key
-        self.z_version += 1
-        self.z_changed_at = time.monotonic()
+        self.z_changed_at = self.now()
         self.wake.set()
 
     def _part_attr(self, channel, k, value, pos):
@@ -752,8 +753,7 @@ class Engine:
 
     def _settings_changed(self, kind, payload, invalidates_cache=True):
         if invalidates_cache:
-            self.settings_version += 1
-            self.settings_changed_at = time.monotonic()
+            self.settings_changed_at = self.now()
             self.wake.set()
         for cb in list(self.listeners):
             try:
@@ -867,7 +867,7 @@ class Engine:
                     logging.getLogger("vqsynth.engine").exception("render step failed (counted; logged once)")
                 did = False
             if not did:
-                if builder is None and (key := self._cache_wanted(time.monotonic())) is not None:
+                if builder is None and (key := self._cache_wanted(self.now())) is not None:
                     builder, rest = self.attacks.builder(key, self._instruments), 1.0
                 if builder is None and self.drums is not None and self.drums.wanted():
                     builder, rest = self.drums.builder(), DRUM_BUILD_REST
@@ -1039,10 +1039,10 @@ class Engine:
     def _cache_wanted(self, now: float | None = None):
         return self.attacks.wanted(self._instruments(), now, self.z_changed_at, self.settings_changed_at)
 
-    def build_attack_cache(self, drums: bool = True):
-        """Build every missing or stale instrument's cache, and (drums=True) the drum kit's, now
-        (start-up, offline renders, tests)."""
-        self.attacks.build_all(self._instruments)
+    def build_attack_cache(self, drums: bool = True, now: float | None = None):
+        """Build every instrument's cache the policy wants at time `now` (None: every missing or
+        stale one, without waiting: start-up, tests), and (drums=True) the drum kit's."""
+        self.attacks.build_all(self._instruments, now, self.z_changed_at, self.settings_changed_at)
         if drums and self.drums is not None and self.drums.wanted():
             for _ in self.drums.builder():
                 pass

@@ -39,27 +39,26 @@ def render(engine, events, seconds: float, tail: float = 1.0, channels: int = 1,
     k = 0
     engine.samples_out = 0
     engine.clock.tick(0, 0.0)
+    engine.now = lambda: 0.0
+    engine.z_changed_at = engine.settings_changed_at = 0.0  # stamps made before, on the wall clock
     if engine.attacks.enabled:
         engine.build_attack_cache(drums=False)
     if engine.drums is not None:  # each hit made when first played, with the controls of its time
         engine.drums.on_demand = True
-    changed_at = None
     told = time.monotonic()
     for first in range(0, total, n):
         if progress is not None and time.monotonic() - told >= 1.0:
             told = time.monotonic()
             progress(first / sr, total / sr)
         while k < len(events) and events[k][0] * sr + lat < first + ahead:
-            version, z_version = engine.settings_version, engine.z_version
-            events[k][1](events[k][0])
-            if engine.settings_version != version:
-                changed_at = first
-            if engine.z_version != z_version:  # a new instrument: live rebuilds at once, and so do we
-                changed_at = -sr
+            t = events[k][0]
+            # the attack cache's policy runs on the events' own times (they are handed over ahead
+            # of their samples): what the render thread would have built live by t is built first
+            engine.now = lambda s=t: s
+            if engine.attacks.enabled:
+                engine.build_attack_cache(drums=False, now=t)
+            events[k][1](t)
             k += 1
-        if engine.attacks.enabled and changed_at is not None and first - changed_at > 0.05 * sr:
-            engine.build_attack_cache(drums=False)
-            changed_at = None
         engine.step(out[first:first + n], now=first / sr)
     if progress is not None:
         progress(total / sr, total / sr)
