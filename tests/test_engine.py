@@ -629,3 +629,38 @@ def test_an_offline_render_rebuilds_the_attack_cache_by_the_live_policy_on_its_o
     assert cache["attrs"][test_model.attr_names.index("brightness")] == pytest.approx(0.9, abs=1e-6)
     # 0.31: no cache yet for preset 1; 0.33 and 0.62 (stale by less than STALE_ATTRS): cached
     assert e.counters["uncached_notes"] == 1 and e.counters["cache_hits"] == 3
+
+
+@pytest.mark.parametrize("cache,velocity", [(False, 127), (True, 115)])
+def test_a_presets_velocity_moves_a_notes_attributes_as_its_program_does(test_model_dir, tmp_path, cache, velocity):
+    """A 2.x preset says how its program's attributes move with velocity (the generator has no
+    velocity input): a note then plays as the same note with the attributes moved by hand would,
+    from its cached attack too (115: a cached bucket's own velocity)."""
+    import json
+    import shutil
+
+    from vqsynth.model.folder import load_model
+
+    folder = tmp_path / "m"
+    shutil.copytree(test_model_dir, folder)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["presets"][1]["velocity"] = {"reference": 75.0, "per_127": {"brightness": 0.8, "warmth": -0.6}}
+    (folder / "model.json").write_text(json.dumps(meta))
+    sloped, plain = load_model(folder), load_model(test_model_dir)
+
+    def play(model, moved):
+        e = _engine(model, attack_cache=cache)
+        e.set_preset(1)
+        for name, value in moved.items():
+            e.set_attr(name, e.attr_target[model.attr_names.index(name)] + value)
+        e.jump_attrs()
+        return render(e, [(0.05, lambda t: e.note_on(60, velocity, t=t))], 0.4, tail=0.0), e
+
+    shift = (velocity - 75.0) / 127.0
+    by_velocity, e = play(sloped, {})
+    by_hand, _ = play(plain, {"brightness": 0.8 * shift, "warmth": -0.6 * shift})
+    unmoved, _ = play(plain, {})
+    assert e.counters["cache_hits"] == (1 if cache else 0)
+    moved = np.abs(by_velocity - unmoved).max()  # the random-weight model answers attributes weakly
+    assert moved > 1e-3 * np.abs(unmoved).max()
+    assert np.abs(by_velocity - by_hand).max() < 0.01 * moved

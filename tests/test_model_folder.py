@@ -84,6 +84,10 @@ def _with_presets(folder, presets):
     (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "attrs": {"loudness": 0.5}}]), "model.json"),
     (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "attrs": {"depth": 3.0}}]), "model.json"),
     (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "program": 200}]), "model.json"),
+    (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "velocity": {"reference": 75, "per_127": {"loud": 1}}}]),
+     "model.json"),
+    (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "velocity": {"per_127": {"depth": 0.1}}}]), "model.json"),
+    (lambda f: _with_presets(f, [{"name": "x", "z": [0.0] * 32, "velocity": [0.1]}]), "model.json"),
 ])
 def test_broken_folder_is_refused_naming_the_file(broken_copy, breakage, names):
     breakage(broken_copy)

@@ -49,6 +49,27 @@ def test_control_training_fits_the_targets_and_exports_a_model_folder(corpus44, 
     assert tokens.shape == (100,)
     prior = json.loads((out / "prior.json").read_text())
     assert len(prior["onset"]) == 3
+    # each preset says how its program's attributes move with velocity (two per pitch here)
+    rows = notes.program == 40
+    for p in model.preset_table:
+        assert p["velocity"]["reference"] == 75.0 and set(p["velocity"]["per_127"]) == set(C.TIMBRE_NAMES)
+    slopes = C.velocity_slopes(notes.pitch[rows], notes.velocity[rows], notes.timbre[rows])
+    assert model.velocity_offset(1, 127) == pytest.approx(
+        [slopes[C.TIMBRE_NAMES.index(n)] * 52 / 127 if n in C.TIMBRE_NAMES else 0 for n in model.attr_names], abs=1e-3)
+
+
+def test_velocity_slopes_are_read_within_each_pitch():
+    """A known slope per 127 of velocity is found under a pitch trend 10 times larger (on the
+    deviations from each pitch's mean), and pitches with one velocity say nothing."""
+    from vqsynth.train.control import velocity_slopes
+
+    rng = np.random.default_rng(0)
+    pitch = np.repeat([40.0, 60.0, 80.0], 5)
+    velocity = np.tile([25, 50, 75, 100, 127], 3)
+    timbre = np.stack([0.01 * pitch + 0.2 * velocity / 127 + 0.001 * rng.standard_normal(15),
+                       -0.01 * pitch - 0.1 * velocity / 127], 1)
+    np.testing.assert_allclose(velocity_slopes(pitch, velocity, timbre), [0.2, -0.1], atol=0.01)
+    assert velocity_slopes(np.array([40.0, 60.0]), np.array([100, 50]), timbre[:2]) is None
 
 
 def test_a_run_started_from_another_can_narrow_each_programs_z(corpus44, tmp_path):

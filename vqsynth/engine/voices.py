@@ -28,6 +28,7 @@ class Note:
     done_frames: int = 0  # frames rendered after the tokens reached silence
     cached_frames: list = field(default_factory=list)  # attack frames from the cache still to play (bent notes)
     key: tuple = ()  # (channel, n-th note on it): seeds its tokens and noise, whatever else plays
+    attr_offset: object = None  # what its velocity adds to its attributes [A] (Model.velocity_offset), or None
 
 
 GAIN_RATE = 1.0 / 1024  # a level or pan gain moves at most this much a sample: full scale in 1,024

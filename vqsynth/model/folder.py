@@ -119,6 +119,18 @@ class Model:
         """The attribute values a preset recalls with its z ({} when it recalls none)."""
         return dict(self.preset_table[index].get("attrs", {}))
 
+    def velocity_offset(self, preset: int | None, velocity: float) -> np.ndarray | None:
+        """What a note's velocity adds to its attributes under `preset` [A], or None when the
+        preset says nothing (custom z, older models). A 2.x preset carries, per timbre attribute,
+        how its program's measured value moves with velocity at a fixed pitch in the corpus
+        (`velocity`: {"reference": v0, "per_127": {name: slope}}): the generator has no velocity
+        input, so this is how a harder note gets brighter, as the real instrument does."""
+        spec = self.preset_table[preset].get("velocity") if preset is not None else None
+        if not spec:
+            return None
+        slope = np.array([spec["per_127"].get(n, 0.0) for n in self.attr_names], dtype=np.float32)
+        return slope * np.float32((float(velocity) - float(spec["reference"])) / 127.0)
+
     def preset_z(self, index: int) -> np.ndarray:
         p = self.preset_table[index]
         if "z" in p:
@@ -211,6 +223,13 @@ def _check_fields(meta: dict, z_size: int):
                 raise ValueError(f"preset {p['name']}: unknown attribute {name!r}")
             if not ranges[name][0] <= float(value) <= ranges[name][1]:
                 raise ValueError(f"preset {p['name']}: {name} = {value} is outside {ranges[name]}")
+        if "velocity" in p:
+            v = p["velocity"]
+            slopes = v["per_127"] if isinstance(v, dict) else None
+            if (not isinstance(slopes, dict) or not 0 <= float(v["reference"]) <= 127
+                    or any(n not in ranges or not math.isfinite(float(b)) for n, b in slopes.items())):
+                raise ValueError(f"preset {p['name']}: velocity must be {{\"reference\": 0..127, \"per_127\": "
+                                 "{attribute: finite number}}")
 
 
 def load_model(folder, threads: int = 1) -> Model:

@@ -226,11 +226,34 @@ def program_presets(notes: ControlNotes, mu: np.ndarray, soft: np.ndarray) -> li
     for prog in programs:
         rows = np.flatnonzero(notes.program == prog)
         attrs = np.concatenate([np.median(notes.timbre[rows], 0), soft[rows].mean(0)])
-        presets.append({"name": PROGRAMS[prog].lower().replace(" ", "-").replace("(", "").replace(")", ""),
-                        "program": int(prog), "family": FAMILIES[prog // 8], "featured": prog in featured,
-                        "z": mu[prog].round(4).tolist(),
-                        "attrs": {n: round(float(v), 4) for n, v in zip(names, attrs)}})
+        preset = {"name": PROGRAMS[prog].lower().replace(" ", "-").replace("(", "").replace(")", ""),
+                  "program": int(prog), "family": FAMILIES[prog // 8], "featured": prog in featured,
+                  "z": mu[prog].round(4).tolist(),
+                  "attrs": {n: round(float(v), 4) for n, v in zip(names, attrs)}}
+        slopes = velocity_slopes(notes.pitch[rows], notes.velocity[rows], notes.timbre[rows])
+        if slopes is not None:
+            preset["velocity"] = {"reference": float(np.median(notes.velocity[rows])),
+                                  "per_127": {n: round(float(b), 4) for n, b in zip(TIMBRE_NAMES, slopes)}}
+        presets.append(preset)
     return presets
+
+
+def velocity_slopes(pitch, velocity, timbre):
+    """How each timbre attribute moves per 127 of velocity at a fixed pitch (least squares on the
+    deviations from each pitch's mean, so the pitch's own trend does not leak in), or None where
+    no pitch has two velocities. The median attributes of a preset are those of its median
+    velocity; the engine adds slope * (velocity - median) / 127 to a note's (Model.velocity_offset)."""
+    dv, da = [], []
+    for q in np.unique(pitch):
+        k = pitch == q
+        if len(np.unique(velocity[k])) < 2:
+            continue
+        dv.append(velocity[k] - velocity[k].mean())
+        da.append(timbre[k] - timbre[k].mean(0))
+    if not dv:
+        return None
+    dv, da = np.concatenate(dv).astype(np.float64), np.concatenate(da).astype(np.float64)
+    return 127.0 * (dv @ da) / (dv @ dv)
 
 
 def export_control(notes: ControlNotes, run_dir, encoded: dict, soft: np.ndarray, encoder_folder, out, name,
