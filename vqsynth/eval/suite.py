@@ -18,12 +18,17 @@ from vqsynth.eval import metrics as M
 
 
 def render_note(model, pitch, attrs=None, hold_s=1.0, velocity=100, z=None, bend=0.0, tail_s=0.6, seed=0,
-                sample_rate=None):
-    """One note through the engine at the model's sample rate (or `sample_rate`): float32 audio."""
+                sample_rate=None, preset=None):
+    """One note through the engine at the model's sample rate (or `sample_rate`): float32 audio.
+    `preset`: played as a performer selects it (its z, the attributes it recalls, what velocity
+    does to them), before `attrs` and `z` if they are given too."""
     from vqsynth.engine.engine import Engine
     from vqsynth.engine.offline import render
 
     e = Engine(model, sample_rate=sample_rate or model.sample_rate, polyphony=1, attack_cache=False, seed=seed, volume=1.0)
+    if preset is not None:
+        e.set_preset(preset)
+        e.jump_attrs()
     if attrs is not None:
         for name, value in zip(model.attr_names, np.asarray(attrs, dtype=np.float64)):
             e.set_attr(name, float(np.clip(value, *model.attr_ranges[name])))
