@@ -87,13 +87,12 @@ class AttackCache:
     def _note_attrs(self, key, attrs, part) -> np.ndarray:
         """The attributes each cached attack plays with: the part's, plus what its velocity adds
         under a preset that says (Model.velocity_offset), as the render thread gives a live note."""
-        lo, hi = (np.array([self.model.attr_ranges[n][k] for n in self.model.attr_names], np.float32) for k in (0, 1))
         preset = key[1] if key[0] == "preset" else None
         out = np.repeat(attrs[None], len(part), 0).astype(np.float32)
         for k, (_, _, v) in enumerate(part):
             offset = self.model.velocity_offset(preset, v)
             if offset is not None:
-                out[k] = np.clip(out[k] + offset, lo, hi)
+                out[k] = np.clip(out[k] + offset, self.model.attr_lo, self.model.attr_hi)
         return out
 
     def builder(self, key, instruments, chunk: int = 4):

@@ -100,8 +100,6 @@ class Engine:
         self.channel_notes = [0] * 16  # notes started per channel: with the channel, a note's seed
         # settings
         self.attr_target = model.attr_defaults.copy()  # the latest asked; frames read `glide`
-        self.attr_lo, self.attr_hi = (np.array([model.attr_ranges[n][k] for n in model.attr_names], np.float32)
-                                      for k in (0, 1))
         self.glide = AttrGlide(model.attr_defaults, np.full(len(model.attr_names), self.smoothing_per_frame(60.0)),
                                self.hop)
         self.instrument_serial = 0  # numbers custom z instruments, so each is its own cache key
@@ -943,7 +941,7 @@ class Engine:
                 T = want if want > 1 and self.glide.still_after(at) else 1
                 while T < want and np.array_equal(self.glide.voice(at + T * hop, part, note.channel).astype(np.float32), base):
                     T += 1
-                attrs = base if note.attr_offset is None else np.clip(base + note.attr_offset, self.attr_lo, self.attr_hi)
+                attrs = base if note.attr_offset is None else np.clip(base + note.attr_offset, self.model.attr_lo, self.model.attr_hi)
                 groups.setdefault(T, []).append((i, attrs))
             jobs = []
             for T, items in groups.items():

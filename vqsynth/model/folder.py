@@ -68,6 +68,8 @@ class Model:
         self.attr_names = [a["name"] for a in self.attributes]
         self.attr_ranges = {a["name"]: tuple(a["range"]) for a in self.attributes}
         self.attr_defaults = np.array([a["default"] for a in self.attributes], dtype=np.float32)
+        self.attr_lo, self.attr_hi = (np.array([self.attr_ranges[n][k] for n in self.attr_names], np.float32)
+                                      for k in (0, 1))  # the ranges as arrays, for clipping a vector
         self.family_names = [a["name"] for a in self.attributes if a.get("kind") == "family"]
         g = m["generator"]
         self.state_shape = tuple(g["state_shape"])
